@@ -39,8 +39,8 @@ class FailedPreconditionError(ModuleError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
-class ModelLoadError(FailedPreconditionError):
-    """A model file could not be read or loaded by the TFLite runtime."""
+class ModelLoadError(ConfigError):
+    """The configured model file could not be read or loaded by the TFLite runtime: the user must fix the file."""
 
 
 class UnavailableError(ModuleError):

@@ -1,0 +1,81 @@
+"""The gRPC server: message limits, the error boundary, reflection (v1alpha and v1) and health checking."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from concurrent import futures
+from typing import Any, Final
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from module.errors import ModuleError
+
+_LOG = logging.getLogger(__name__)
+
+# viam-server sends and accepts up to 32 MiB (rpc.MaxMessageSize); frames and tensors exceed grpcio's 4 MiB default.
+MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+CHANNEL_OPTIONS: Final = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+_REFLECTION_V1: Final = "grpc.reflection.v1.ServerReflection"
+
+
+class ErrorBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
+    """The one place where errors become statuses: ModuleError keeps its code, anything else is INTERNAL and logged.
+
+    Handlers therefore carry no try/except of their own.
+    """
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = details.method
+        inner = handler.unary_unary
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return inner(request, context)
+            except ModuleError as exc:
+                context.abort(exc.code, str(exc))
+            except Exception as exc:  # noqa: BLE001 - the boundary: a bug in one call must not take others down
+                _LOG.exception("unexpected error in %s", method)
+                context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}")
+
+        return grpc.unary_unary_rpc_method_handler(guarded, request_deserializer=handler.request_deserializer,
+                                                   response_serializer=handler.response_serializer)
+
+
+def build_server(address: str, *, tcp: bool, servicers: Iterable[Callable[[grpc.Server], None]],
+                 service_names: Iterable[str], max_workers: int = 32) -> grpc.Server:
+    """A started-but-not-yet-serving server on ``address`` (a Unix socket path, or host:port with ``tcp``)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+                         interceptors=[ErrorBoundary()], options=CHANNEL_OPTIONS)
+    for add in servicers:
+        add(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    for name in [*names, ""]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(names, server)
+    _add_reflection_v1(server, names)
+    target = address if tcp else f"unix:{os.path.abspath(address)}"
+    if server.add_insecure_port(target) == 0:
+        raise OSError(f"cannot listen on {target}")
+    return server
+
+
+def _add_reflection_v1(server: grpc.Server, names: list[str]) -> None:
+    """grpc.reflection.v1 has the same messages as v1alpha on the wire; serve it with the v1alpha implementation."""
+    servicer = reflection.ReflectionServicer(names)
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_REFLECTION_V1, {"ServerReflectionInfo": handler}),))

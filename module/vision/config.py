@@ -1,0 +1,113 @@
+"""Config of the mlmodel vision service: Viam's attribute names and meanings, plus NMS, max_detections, an
+allow-list and a resize mode."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from module.config_attrs import Attributes
+from module.errors import ConfigError
+from module.labels import read_label_file
+from module.registry import Dependencies
+
+RESIZE_MODES: Final = ("stretch", "letterbox")
+OUTPUT_ROLES: Final = ("location", "category", "score", "n_detections", "probability")
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The filters applied to every result; replaceable at run time (DoCommand set_thresholds) as one unit."""
+
+    default_minimum_confidence: float = 0.0
+    label_confidences: Mapping[str, float] = field(default_factory=dict)
+    allowed_labels: frozenset[str] | None = None
+    iou_threshold: float | None = None
+    class_agnostic_nms: bool = False
+    max_detections: int | None = None
+
+    @classmethod
+    def parse(cls, attrs: Attributes) -> Thresholds:
+        allowed = attrs.strings("allowed_labels")
+        return cls(
+            default_minimum_confidence=attrs.number("default_minimum_confidence", default=0.0, low=0.0, high=1.0) or 0.0,
+            label_confidences=attrs.number_map("label_confidences", low=0.0, high=1.0),
+            allowed_labels=frozenset(a.lower() for a in allowed) if allowed is not None else None,
+            iou_threshold=attrs.number("iou_threshold", low=0.0, high=1.0),
+            class_agnostic_nms=attrs.boolean("class_agnostic_nms"),
+            max_detections=attrs.integer("max_detections", low=1, high=100_000),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"default_minimum_confidence": self.default_minimum_confidence,
+                "label_confidences": dict(self.label_confidences),
+                "allowed_labels": sorted(self.allowed_labels) if self.allowed_labels is not None else None,
+                "iou_threshold": self.iou_threshold, "class_agnostic_nms": self.class_agnostic_nms,
+                "max_detections": self.max_detections}
+
+
+@dataclass(frozen=True, slots=True)
+class VisionConfig:
+    """Parsed ``attributes`` of an mlmodel vision service."""
+
+    mlmodel_name: str
+    camera_name: str = ""
+    label_path: str = ""
+    labels: tuple[str, ...] | None = None  # read once from label_path
+    remap_input_names: Mapping[str, str] = field(default_factory=dict)
+    remap_output_names: Mapping[str, str] = field(default_factory=dict)
+    box_order: tuple[int, ...] | None = None
+    input_image_bgr: bool = False
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    resize_mode: str = "stretch"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> VisionConfig:
+        attrs = Attributes(raw)
+        label_path = attrs.string("label_path")
+        config = cls(
+            mlmodel_name=attrs.string("mlmodel_name", required=True),
+            camera_name=attrs.string("camera_name"),
+            label_path=label_path,
+            labels=read_label_file(label_path) if label_path else None,
+            remap_input_names=attrs.string_map("remap_input_names"),
+            remap_output_names=attrs.string_map("remap_output_names"),
+            box_order=_box_order(attrs.numbers("xmin_ymin_xmax_ymax_order", length=4)),
+            input_image_bgr=attrs.boolean("input_image_bgr"),
+            mean=_three(attrs.numbers("input_image_mean_value", min_length=3)),
+            std=_three(attrs.numbers("input_image_std_dev", min_length=3)),
+            resize_mode=attrs.string("resize_mode", default="stretch"),
+            thresholds=Thresholds.parse(attrs),
+        )
+        attrs.finish()
+        if config.resize_mode not in RESIZE_MODES:
+            raise ConfigError(f"attribute 'resize_mode' must be one of {', '.join(RESIZE_MODES)}, got {config.resize_mode!r}")
+        if config.std is not None and 0.0 in config.std:
+            raise ConfigError(f"attribute 'input_image_std_dev' must not contain 0 (it divides), got {list(config.std)}")
+        bad = sorted(set(config.remap_output_names.values()) - set(OUTPUT_ROLES))
+        if bad:
+            raise ConfigError(f"attribute 'remap_output_names' maps to unknown role(s) {bad}; roles: {', '.join(OUTPUT_ROLES)}")
+        if set(config.remap_input_names.values()) - {"image"}:
+            raise ConfigError("attribute 'remap_input_names' must map the model's input name to \"image\", got "
+                              f"{dict(config.remap_input_names)}")
+        return config
+
+    def dependencies(self) -> Dependencies:
+        return Dependencies(required=tuple(n for n in (self.mlmodel_name, self.camera_name) if n))
+
+
+def _box_order(values: tuple[float, ...] | None) -> tuple[int, ...] | None:
+    if values is None:
+        return None
+    order = tuple(int(v) for v in values)
+    if sorted(order) != [0, 1, 2, 3] or any(v != int(v) for v in values):
+        raise ConfigError("attribute 'xmin_ymin_xmax_ymax_order' must be a permutation of 0, 1, 2, 3 (entry i says which "
+                          f"of xmin=0, ymin=1, xmax=2, ymax=3 sits at position i of each box), got {list(values)}")
+    return order
+
+
+def _three(values: tuple[float, ...] | None) -> tuple[float, float, float] | None:
+    return None if values is None else (values[0], values[1], values[2])

@@ -1,0 +1,112 @@
+"""Turn a model's raw output arrays into detections and classifications (pure NumPy)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from module.errors import FailedPreconditionError
+from module.vision.config import Thresholds
+from module.vision.imaging import Letterbox
+from module.vision.plan import ClassifierPlan, DetectorPlan
+from module.vision.postprocess import (ConfidenceRule, boxes_to_original, dequantize, label_for, looks_normalized, nms,
+                                       scores_to_probabilities, to_xyxy, top_n)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A box in original-image pixels (all four set) plus the same box normalised to the image size."""
+
+    x_min: int
+    y_min: int
+    x_max: int
+    y_max: int
+    x_min_normalized: float
+    y_min_normalized: float
+    x_max_normalized: float
+    y_max_normalized: float
+    confidence: float
+    class_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    class_name: str
+    confidence: float
+
+
+def rule_of(thresholds: Thresholds) -> ConfidenceRule:
+    return ConfidenceRule(default=thresholds.default_minimum_confidence, per_label=thresholds.label_confidences,
+                          allow=thresholds.allowed_labels)
+
+
+def _output(outputs: Mapping[str, NDArray[Any]], name: str) -> NDArray[Any]:
+    try:
+        return outputs[name]
+    except KeyError:
+        raise FailedPreconditionError(f"the mlmodel did not return output {name!r} (it returned "
+                                      f"{', '.join(map(repr, outputs)) or 'nothing'})") from None
+
+
+def detections(outputs: Mapping[str, NDArray[Any]], plan: DetectorPlan, labels: tuple[str, ...],
+               thresholds: Thresholds, *, model_size: tuple[int, int], letterbox: Letterbox,
+               original_size: tuple[int, int]) -> list[Detection]:
+    boxes = dequantize(_output(outputs, plan.location), plan.location_quant.scale, plan.location_quant.zero_point)
+    boxes = boxes.reshape(-1, 4)
+    raw_scores = dequantize(_output(outputs, plan.score), plan.score_quant.scale, plan.score_quant.zero_point)
+    if plan.category is None and raw_scores.ndim == 3:  # [1, N, classes]: the class is the best-scoring one
+        per_class = raw_scores.reshape(raw_scores.shape[-2], raw_scores.shape[-1])
+        classes = per_class.argmax(axis=1)
+        scores = per_class[np.arange(per_class.shape[0]), classes]
+    else:
+        scores = raw_scores.reshape(-1)
+        classes = (np.rint(np.nan_to_num(_output(outputs, plan.category).reshape(-1))).astype(np.int64)
+                   if plan.category else np.zeros(scores.shape, np.int64))
+    n = min(len(boxes), len(scores), len(classes))
+    if plan.count is not None:  # fixed-size outputs are zero-padded past the valid count
+        count = _output(outputs, plan.count).reshape(-1)
+        if count.size and np.isfinite(count[0]):
+            n = max(0, min(n, int(count[0])))
+    boxes, scores, classes = boxes[:n], scores[:n].astype(np.float64), classes[:n]
+    names = [label_for(int(c), labels) for c in classes]
+    keep = rule_of(thresholds).keep_mask(names, scores) & np.isfinite(boxes).all(axis=1)
+    index = np.flatnonzero(keep)
+    xyxy = to_xyxy(boxes[index], plan.box_order)
+    if thresholds.iou_threshold is not None and len(index):
+        kept = nms(xyxy, scores[index], classes[index], thresholds.iou_threshold, thresholds.class_agnostic_nms)
+    else:
+        kept = np.argsort(-scores[index], kind="stable")
+    if thresholds.max_detections is not None:
+        kept = kept[: thresholds.max_detections]
+    index, xyxy = index[kept], xyxy[kept]
+    normalized = plan.normalized if plan.normalized is not None else looks_normalized(xyxy)
+    pixels = boxes_to_original(xyxy, normalized=normalized, model_size=model_size, letterbox=letterbox,
+                               original_size=original_size)
+    return _to_detections(pixels, scores[index], [names[i] for i in index], original_size)
+
+
+def _to_detections(pixels: NDArray[np.float64], scores: NDArray[np.float64], names: list[str],
+                   size: tuple[int, int]) -> list[Detection]:
+    width, height = size
+    ints = np.rint(pixels).astype(np.int64)
+    # viam-server recomputes the image size as x_max / x_max_normalized: keep the max corner at least 1 px.
+    ints[:, 2] = np.maximum(ints[:, 2], np.minimum(ints[:, 0] + 1, width))
+    ints[:, 3] = np.maximum(ints[:, 3], np.minimum(ints[:, 1] + 1, height))
+    norm = ints / np.array([width, height, width, height], dtype=np.float64)
+    return [Detection(int(b[0]), int(b[1]), int(b[2]), int(b[3]), float(r[0]), float(r[1]), float(r[2]), float(r[3]),
+                      float(s), name) for b, r, s, name in zip(ints, norm, scores, names)]
+
+
+def classifications(outputs: Mapping[str, NDArray[Any]], plan: ClassifierPlan, labels: tuple[str, ...],
+                    thresholds: Thresholds, n: int) -> list[Classification]:
+    values = dequantize(_output(outputs, plan.probability), plan.quant.scale, plan.quant.zero_point).reshape(-1)
+    probs = scores_to_probabilities(values)
+    order = top_n(probs, 0)
+    names = [label_for(int(i), labels) for i in order]
+    keep = rule_of(thresholds).keep_mask(names, probs[order])
+    result = [Classification(name, float(p)) for name, p, k in zip(names, probs[order], keep) if k]
+    return result[:n] if n > 0 else result

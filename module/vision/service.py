@@ -1,0 +1,194 @@
+"""The mlmodel vision service: image (given, or fetched from a camera through the parent) -> mlmodel -> detections
+and classifications. No gRPC here; module/servicers/vision.py adapts it to the wire."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from module.config_attrs import Attributes
+from module.errors import FailedPreconditionError, InvalidInputError
+from module.mlmodel.types import MLModel
+from module.parent import Frame, ParentClient
+from module.registry import ResourceContext
+from module.vision import results
+from module.vision.config import Thresholds, VisionConfig
+from module.vision.imaging import open_image, to_model_input
+from module.vision.plan import Plan, make_plan
+from module.vision.model_source import ModelSource
+from module.vision.stats import StageStats
+from module.vision.tensorize import image_to_tensor
+
+COMMANDS: Final = ("get_config", "set_thresholds", "stats")
+
+
+@dataclass(frozen=True, slots=True)
+class Properties:
+    classifications_supported: bool
+    detections_supported: bool
+    default_camera: str
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    frame: Frame
+    detections: list[results.Detection] | None
+    classifications: list[results.Classification] | None
+
+
+class VisionService:
+    """Runs images through an mlmodel and interprets its outputs. Thread-safe."""
+
+    def __init__(self, config: VisionConfig, source: ModelSource, parent: Callable[[], ParentClient | None],
+                 logger: logging.Logger | None = None) -> None:
+        self.config = config
+        self._source = source
+        self._parent = parent
+        self._log = logger or logging.getLogger(__name__)
+        self._thresholds = config.thresholds  # replaced as a whole by set_thresholds: readers see old or new
+        self._plan_lock = threading.Lock()
+        self._plan_for: tuple[int, Plan] | None = None
+        self.stats = StageStats()
+
+    @classmethod
+    def create(cls, context: ResourceContext, config: VisionConfig) -> VisionService:
+        service = cls(config, ModelSource(config.mlmodel_name, context.resources, context.parent), context.parent,
+                      context.logger)
+        service._plan(service._source.get())  # fail now, with names and shapes, if the model does not fit
+        return service
+
+    # --- plan ------------------------------------------------------------------------------------------------------
+
+    def _plan(self, model: MLModel) -> Plan:
+        """The plan for this model object; rebuilt when the mlmodel was replaced (reconfigured, re-added)."""
+        cached = self._plan_for
+        if cached is not None and cached[0] == id(model):
+            return cached[1]
+        with self._plan_lock:
+            plan = self._source.call(model, lambda m: make_plan(m.metadata(), self.config))
+            self._plan_for = (id(model), plan)
+            return plan
+
+    # --- calls -----------------------------------------------------------------------------------------------------
+
+    def detections(self, data: bytes, mime_type: str = "") -> list[results.Detection]:
+        return self._run(data, mime_type, lambda outputs, plan, geometry: self._detect(outputs, plan, geometry))
+
+    def classifications(self, data: bytes, mime_type: str = "", n: int = 0) -> list[results.Classification]:
+        return self._run(data, mime_type, lambda outputs, plan, _: self._classify(outputs, plan, n))
+
+    def detections_from_camera(self, camera: str, timeout: float | None = None) -> list[results.Detection]:
+        frame = self.frame(camera, timeout)
+        return self.detections(frame.data, frame.mime_type)
+
+    def classifications_from_camera(self, camera: str, n: int, timeout: float | None = None) -> list[results.Classification]:
+        frame = self.frame(camera, timeout)
+        return self.classifications(frame.data, frame.mime_type, n)
+
+    def capture_all(self, camera: str, *, want_detections: bool, want_classifications: bool,
+                    timeout: float | None = None) -> Capture:
+        """One frame, and whichever results were asked for and this model supports (others are skipped)."""
+        frame = self.frame(camera, timeout)
+        plan = self._plan(self._source.get())
+        dets = self.detections(frame.data, frame.mime_type) if want_detections and plan.detector else None
+        cls = self.classifications(frame.data, frame.mime_type) if want_classifications and plan.classifier else None
+        return Capture(frame=frame, detections=dets, classifications=cls)
+
+    def frame(self, camera: str, timeout: float | None = None) -> Frame:
+        name = camera or self.config.camera_name
+        if not name:
+            raise InvalidInputError("no camera name given and the attribute 'camera_name' is not set")
+        parent = self._parent()
+        if parent is None:
+            raise FailedPreconditionError(f"cannot read camera {name!r}: this module has no parent connection")
+        with self.stats.time("camera"):
+            return parent.get_frame(name, timeout)
+
+    def properties(self) -> Properties:
+        plan = self._plan(self._source.get())
+        return Properties(classifications_supported=plan.classifier is not None,
+                          detections_supported=plan.detector is not None, default_camera=self.config.camera_name)
+
+    # --- pipeline --------------------------------------------------------------------------------------------------
+
+    def _run(self, data: bytes, mime_type: str, finish: Callable[[Mapping[str, Any], Plan, tuple[Any, ...]], Any]) -> Any:
+        try:
+            model = self._source.get()
+            plan = self._plan(model)
+            with self.stats.time("decode"):
+                image = open_image(data, mime_type)
+                original = image.size
+            with self.stats.time("preprocess"):
+                rgb, letterbox = to_model_input(image, plan.input.size, letterbox=self.config.resize_mode == "letterbox")
+                tensor = image_to_tensor(rgb, plan.input)
+            with self.stats.time("infer"):
+                outputs = self._source.call(model, lambda m: m.infer({plan.input_name: tensor}))
+            with self.stats.time("postprocess"):
+                model_size = (rgb.shape[1], rgb.shape[0])
+                return finish(outputs, plan, (model_size, letterbox, original))
+        except Exception:
+            self.stats.count_error()
+            raise
+
+    def _detect(self, outputs: Mapping[str, Any], plan: Plan, geometry: tuple[Any, ...]) -> list[results.Detection]:
+        if plan.detector is None:
+            raise FailedPreconditionError(f"mlmodel {self.config.mlmodel_name!r} is a classifier, not a detector: "
+                                          "use GetClassifications")
+        model_size, letterbox, original = geometry
+        return results.detections(outputs, plan.detector, plan.labels, self._thresholds, model_size=model_size,
+                                  letterbox=letterbox, original_size=original)
+
+    def _classify(self, outputs: Mapping[str, Any], plan: Plan, n: int) -> list[results.Classification]:
+        if plan.classifier is None:
+            raise FailedPreconditionError(f"mlmodel {self.config.mlmodel_name!r} is a detector, not a classifier: "
+                                          "use GetDetections")
+        return results.classifications(outputs, plan.classifier, plan.labels, self._thresholds, n)
+
+    # --- DoCommand / status ----------------------------------------------------------------------------------------
+
+    def do_command(self, command: Mapping[str, Any]) -> dict[str, Any]:
+        name = command.get("command")
+        if name == "get_config":
+            return self._effective_config()
+        if name == "set_thresholds":
+            self._thresholds = _merge_thresholds(self._thresholds, {k: v for k, v in command.items() if k != "command"})
+            return {"thresholds": self._thresholds.as_dict()}
+        if name == "stats":
+            return self.stats.snapshot()
+        raise InvalidInputError(f"unknown command {name!r}; known commands: {', '.join(COMMANDS)} "
+                                "(send {\"command\": \"<name>\", ...})")
+
+    def _effective_config(self) -> dict[str, Any]:
+        plan = self._plan(self._source.get())
+        detector = plan.detector
+        return {
+            "mlmodel_name": self.config.mlmodel_name, "mlmodel_location": self._source.location(),
+            "camera_name": self.config.camera_name, "resize_mode": self.config.resize_mode,
+            "input": {"name": plan.input_name, "dtype": plan.input.dtype.name, "width": plan.input.width,
+                      "height": plan.input.height, "channels_first": plan.input.channels_first, "bgr": plan.input.bgr},
+            "role": "detector" if detector else "classifier",
+            "outputs": ({"location": detector.location, "score": detector.score, "category": detector.category,
+                         "n_detections": detector.count, "box_order": list(detector.box_order),
+                         "normalized": detector.normalized} if detector else
+                        {"probability": plan.classifier.probability if plan.classifier else None}),
+            "labels": len(plan.labels),
+            "thresholds": self._thresholds.as_dict(),
+        }
+
+    def status(self) -> dict[str, Any]:
+        return {"mlmodel_name": self.config.mlmodel_name, "mlmodel_location": self._source.location(),
+                "camera_name": self.config.camera_name, **self.stats.snapshot()}
+
+    def close(self) -> None:
+        """Nothing to release: the mlmodel belongs to its own resource."""
+
+
+def _merge_thresholds(current: Thresholds, changes: Mapping[str, Any]) -> Thresholds:
+    """Apply set_thresholds: the same attribute names and checks as the config; unspecified ones keep their value."""
+    attrs = Attributes(changes)
+    parsed = Thresholds.parse(attrs)
+    attrs.finish()
+    return replace(current, **{name: getattr(parsed, name) for name in changes})
