@@ -1,0 +1,147 @@
+"""RGB pixels -> model input tensor (layout, dtype, normalisation, quantisation).
+
+Follows Viam's mlmodel vision service where it defines behaviour (uint8: raw pixels, mean/std ignored;
+float: ``(v/255 - mean) / std`` with default mean = std = 0.5, i.e. [-1, 1]; ``bgr`` swaps channels and mean/std
+apply in the model's channel order) and extends it to float16/float64 and int8 inputs, which Viam refuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from module.errors import ConfigError, InvalidInputError
+
+DEFAULT_MEAN: Final = (0.5, 0.5, 0.5)
+DEFAULT_STD: Final = (0.5, 0.5, 0.5)
+_FLOAT_DTYPES: Final = frozenset({np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)})
+SUPPORTED_DTYPES: Final = ("uint8", "int8", "float16", "float32", "float64")
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """What a model's image input expects.
+
+    Attributes:
+        height: Input height, or None when dynamic (-1): the image keeps its size.
+        width: Input width, or None when dynamic.
+        channels_first: True for NCHW, False for NHWC.
+        dtype: Input tensor dtype (anything ``np.dtype`` accepts; stored as ``np.dtype``).
+        scale: Input quantisation scale (0 = not quantised).
+        zero_point: Input quantisation zero point.
+        mean: Per-channel mean on the 0..1 scale in the model's channel order, or None for the default.
+        std: Per-channel standard deviation on the 0..1 scale, or None for the default. No zeros.
+        bgr: Feed channels as BGR instead of RGB.
+    """
+
+    height: int | None
+    width: int | None
+    channels_first: bool
+    dtype: np.dtype
+    scale: float = 0.0
+    zero_point: int = 0
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    bgr: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dtype", np.dtype(self.dtype))
+        for name, attr, values in (
+            ("mean", "input_image_mean_value", self.mean),
+            ("std", "input_image_std_dev", self.std),
+        ):
+            if values is None:
+                continue
+            if len(values) != 3 or not all(np.isfinite(v) for v in values):
+                raise ConfigError(f"{attr} must be 3 finite numbers, got {list(values)}")
+            object.__setattr__(self, name, tuple(float(v) for v in values))
+        if self.std is not None and any(v == 0 for v in self.std):
+            raise ConfigError(f"input_image_std_dev must not contain 0 (division by 0), got {list(self.std)}")
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """``(width, height)`` to resize to, or None when either dimension is dynamic."""
+        if self.width is None or self.height is None:
+            return None
+        return (self.width, self.height)
+
+
+def image_to_tensor(rgb: NDArray[np.uint8], spec: InputSpec) -> NDArray[np.generic]:
+    """Turn an ``H x W x 3`` uint8 RGB image into a batch-of-one input tensor.
+
+    Rules by ``spec.dtype``:
+
+    * uint8: the pixels as they are (mean/std ignored, like Viam).
+    * float16/32/64: ``(v/255 - mean) / std``, default mean = std = 0.5 (range [-1, 1]); computed in float32.
+    * int8 with mean/std given: ``real = (v/255 - mean) / std``, then
+      ``q = clip(round(real / scale + zero_point), -128, 127)``; needs a non-zero input scale.
+    * int8 without mean/std: ``q = v - 128`` (the input quantisation is assumed to cover the pixel range; this is
+      what ``round((v/255) / 0.003921569 - 128)`` gives for the VWW reference model).
+
+    Args:
+        rgb: ``H x W x 3`` uint8 pixels, already at the model size when it is fixed.
+        spec: The model input description.
+
+    Returns:
+        ``[1, H, W, 3]`` (or ``[1, 3, H, W]`` when ``channels_first``) C-contiguous array of ``spec.dtype``.
+
+    Raises:
+        InvalidInputError: Unsupported input dtype, or int8 with mean/std but no quantisation scale.
+        ValueError: ``rgb`` is not ``H x W x 3`` uint8 or does not match a fixed model size.
+    """
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint8 image, got {rgb.dtype} {rgb.shape}")
+    if (spec.height is not None and rgb.shape[0] != spec.height) or (
+        spec.width is not None and rgb.shape[1] != spec.width
+    ):
+        raise ValueError(f"image is {rgb.shape[1]}x{rgb.shape[0]}, model input needs {spec.width}x{spec.height}")
+    pixels = rgb[..., ::-1] if spec.bgr else rgb
+    dtype = spec.dtype
+    out: NDArray[np.generic]
+    if dtype == np.uint8:
+        out = pixels
+    elif dtype in _FLOAT_DTYPES:
+        gain, offset = _affine(spec.mean, spec.std)
+        out = _apply_affine(pixels, gain, offset, dtype)
+    elif dtype == np.int8:
+        if spec.mean is None and spec.std is None:
+            out = np.bitwise_xor(pixels, np.uint8(128)).view(np.int8)  # == v - 128, without a widening copy
+        else:
+            if spec.scale == 0:
+                raise InvalidInputError(
+                    "int8 model input has no quantisation scale, so input_image_mean_value / input_image_std_dev "
+                    "cannot be applied; remove them to feed pixel - 128"
+                )
+            gain, offset = _affine(spec.mean, spec.std)
+            inv = np.float32(1.0 / spec.scale)
+            real = _apply_affine(pixels, gain * inv, offset * inv + np.float32(spec.zero_point), np.dtype(np.float32))
+            out = np.clip(np.rint(real, out=real), -128, 127, out=real).astype(np.int8)
+    else:
+        raise InvalidInputError(
+            f"unsupported model input dtype {dtype.name}; supported: {', '.join(SUPPORTED_DTYPES)}"
+        )
+    if spec.channels_first:
+        out = out.transpose(2, 0, 1)
+    return np.ascontiguousarray(out)[np.newaxis]
+
+
+def _affine(
+    mean: tuple[float, float, float] | None, std: tuple[float, float, float] | None
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Per-channel ``gain, offset`` such that ``v * gain + offset == (v/255 - mean) / std``."""
+    m = np.asarray(mean if mean is not None else DEFAULT_MEAN, dtype=np.float64)
+    s = np.asarray(std if std is not None else DEFAULT_STD, dtype=np.float64)
+    return (1.0 / (255.0 * s)).astype(np.float32), (-m / s).astype(np.float32)
+
+
+def _apply_affine(
+    pixels: NDArray[np.uint8], gain: NDArray[np.float32], offset: NDArray[np.float32], dtype: DTypeLike
+) -> NDArray[np.generic]:
+    """``pixels * gain + offset`` per channel, computed in one float32 buffer, then cast to ``dtype``."""
+    work = pixels.astype(np.float32)
+    work *= gain
+    work += offset
+    return work if np.dtype(dtype) == np.float32 else work.astype(dtype)
