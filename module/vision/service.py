@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -50,7 +51,7 @@ class VisionService:
         self._log = logger or logging.getLogger(__name__)
         self._thresholds = config.thresholds  # replaced as a whole by set_thresholds: readers see old or new
         self._plan_lock = threading.Lock()
-        self._plan_for: tuple[int, Plan] | None = None
+        self._plan_for: tuple[weakref.ref[Any], Plan] | None = None
         self.stats = StageStats()
 
     @classmethod
@@ -65,11 +66,11 @@ class VisionService:
     def _plan(self, model: MLModel) -> Plan:
         """The plan for this model object; rebuilt when the mlmodel was replaced (reconfigured, re-added)."""
         cached = self._plan_for
-        if cached is not None and cached[0] == id(model):
+        if cached is not None and cached[0]() is model:
             return cached[1]
         with self._plan_lock:
             plan = self._source.call(model, lambda m: make_plan(m.metadata(), self.config))
-            self._plan_for = (id(model), plan)
+            self._plan_for = (weakref.ref(model), plan)  # weak: a replaced model is not kept alive by its plan
             return plan
 
     # --- calls -----------------------------------------------------------------------------------------------------
