@@ -56,11 +56,16 @@ class ModuleProcess:
             lambda s: vision_pb2_grpc.add_VisionServiceServicer_to_server(VisionServicer(resources), s),
         ], service_names=[module_pb2.DESCRIPTOR.services_by_name["ModuleService"].full_name, *services.values()])
         self._log_handler: ParentLogHandler | None = None
+        self._stdout_handlers: list[logging.Handler] = []
 
     def _on_parent(self, parent: ParentClient) -> None:
+        # From now on logs go to the parent (it falls back to stderr per record); stdout would duplicate them.
+        root = logging.getLogger()
         self._log_handler = ParentLogHandler(parent)
-        self._log_handler.setLevel(logging.getLogger().level)
-        logging.getLogger().addHandler(self._log_handler)
+        self._stdout_handlers = list(root.handlers)
+        for handler in self._stdout_handlers:
+            root.removeHandler(handler)
+        root.addHandler(self._log_handler)
         threading.Thread(target=self._watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
 
     def _watch_parent(self, parent: ParentClient) -> None:
@@ -92,8 +97,11 @@ class ModuleProcess:
         started = time.monotonic()
         self.server.stop(STOP_GRACE_S).wait(STOP_GRACE_S + 0.3)  # in-flight calls get the grace period
         if self._log_handler is not None:
-            logging.getLogger().removeHandler(self._log_handler)
+            root = logging.getLogger()
+            root.removeHandler(self._log_handler)
             self._log_handler.close()
+            for handler in self._stdout_handlers:
+                root.addHandler(handler)
         self.lifecycle.close()
         if not self.tcp:
             try:
