@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from module.errors import ConfigError, NotFoundError
+from module.logs import level_from_arg
 from module.parent import ParentClient
 from module.registry import Dependencies, Registry, ResourceContext
 from module.resource_names import API, ResourceName
@@ -82,7 +83,7 @@ class Lifecycle:
         deps = tuple(_parse_dependency(d) for d in dependencies)
         logger = logging.getLogger(f"module.{spec.api.subtype}.{config.name}")
         if config.log_level:
-            logger.setLevel(config.log_level.upper())
+            logger.setLevel(level_from_arg(config.log_level))
         context = ResourceContext(name=config.name, dependencies=deps, resources=self.resources,
                                   parent=self.parent, logger=logger)
         with self._name_lock(spec.api, config.name):
