@@ -72,7 +72,7 @@ class VisionConfig:
             mlmodel_name=attrs.string("mlmodel_name", required=True),
             camera_name=attrs.string("camera_name"),
             label_path=label_path,
-            labels=read_label_file(label_path) if label_path else None,
+            labels=_read_labels(label_path) if label_path else None,
             remap_input_names=attrs.string_map("remap_input_names"),
             remap_output_names=attrs.string_map("remap_output_names"),
             box_order=_box_order(attrs.numbers("xmin_ymin_xmax_ymax_order", length=4)),
@@ -97,6 +97,13 @@ class VisionConfig:
 
     def dependencies(self) -> Dependencies:
         return Dependencies(required=tuple(n for n in (self.mlmodel_name, self.camera_name) if n))
+
+
+def _read_labels(path: str) -> tuple[str, ...]:
+    try:
+        return read_label_file(path)
+    except ConfigError as exc:
+        raise ConfigError(f"attribute 'label_path': {exc}") from None
 
 
 def _box_order(values: tuple[float, ...] | None) -> tuple[int, ...] | None:
