@@ -52,13 +52,18 @@ def _varint(value: int) -> bytes:
 def _packed_payload(message: Any) -> memoryview:
     """The packed values of field 1 of a FlatTensorData* message, as a buffer (empty if unset)."""
     raw = message.SerializeToString()
-    if not raw:
+    # raw = tag (0x0a) + varint length + payload, then any unknown fields (always written after the known ones).
+    if not raw or raw[0] != 0x0A:
         return memoryview(b"")
-    # raw = tag (0x0a) + varint length + payload: skip the tag and the varint.
-    pos = 1
-    while raw[pos] & 0x80:
+    length, shift, pos = 0, 0, 1
+    while True:
+        byte = raw[pos]
         pos += 1
-    return memoryview(raw)[pos + 1:]
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return memoryview(raw)[pos:pos + length]
 
 
 def decode(tensor: pb.FlatTensor, name: str = "") -> NDArray[Any]:
