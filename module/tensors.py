@@ -81,7 +81,11 @@ def decode(tensor: pb.FlatTensor, name: str = "") -> NDArray[Any]:
                                 f"{flat.size} {dtype} values")
     if wire is not None and wire != dtype:
         flat = flat.astype(dtype)  # int16/uint16 from fixed32 (truncating, as RDK does); byte-order fixes
-    return flat.reshape(shape)
+    try:
+        return flat.reshape(shape)
+    except ValueError:  # more dimensions than NumPy allows, or a 0-element shape with a dimension near 2**64
+        raise InvalidInputError(f"input tensor {name!r} has shape {list(shape)}, which no array can have "
+                                "(at most 64 dimensions, each below 2**63)") from None
 
 
 def _field(number: int, payload: bytes) -> bytes:
