@@ -32,6 +32,11 @@ def _load(name: str) -> Runtime:
         version = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
+    numpy_version = importlib.metadata.version("numpy")
+    if name == "tflite-runtime" and int(numpy_version.split(".")[0]) >= 2:
+        # Its last release (2.14) is built against NumPy 1.x: it imports, then every Interpreter() raises a
+        # SystemError ("_ARRAY_API not found"). Refuse it here so "auto" moves on and the message says why.
+        raise ImportError(f"tflite-runtime {version} needs NumPy < 2 but NumPy {numpy_version} is installed")
     return Runtime(name=name, version=version, interpreter_class=module.Interpreter)
 
 
