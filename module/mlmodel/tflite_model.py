@@ -100,7 +100,10 @@ class TFLiteModel:
 
     def _labels_path(self) -> str:
         if self.config.label_path:
-            read_label_file(self.config.label_path)  # fail now, naming the path, rather than on the first call
+            try:
+                read_label_file(self.config.label_path)  # fail now, naming the path, rather than on the first call
+            except ConfigError as exc:
+                raise ConfigError(f"attribute 'label_path': {exc}") from None
             return self.config.label_path
         return label_files.extract_embedded(self._tflite_metadata) or ""
 
@@ -210,6 +213,8 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """The runtime's message, first line only and capped: some repeat one error per tensor on a single line."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[:limit] + " [...]"
