@@ -19,7 +19,8 @@ def describe_model(interpreter: Any, meta: ModelMetadata | None, labels_path: st
     out_meta = meta.outputs if meta and len(meta.outputs) == len(interpreter.get_output_details()) else ()
     inputs = _tensors(interpreter, interpreter.get_input_details(), in_meta, labels_path="")
     outputs = _tensors(interpreter, interpreter.get_output_details(), out_meta, labels_path=labels_path)
-    names = {t.name for t in outputs}
+    # Metadata names are singular ("location", "score") in current models, plural in older SSDs ("locations").
+    names = {t.name.removesuffix("s") for t in outputs}
     kind = "tflite_detector" if {"location", "score"} <= names else (
         "tflite_classifier" if "probability" in names else "tflite")
     return ModelInfo(name=(meta.name if meta and meta.name else fallback_name), type=kind,
