@@ -11,14 +11,29 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from module.errors import ConfigError
 
 
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """Plain Python values of a Struct (numbers are floats)."""
-    return json_format.MessageToDict(struct)
+    """Plain Python values of a Struct (numbers are floats; a Value with no kind is None).
+
+    Not json_format.MessageToDict: it raises ValueError on NaN and Infinity, which any client can put in a Struct
+    (they have no JSON form); here they stay floats, and the attribute readers below reject them by name.
+    """
+    return {key: _from_value(value) for key, value in struct.fields.items()}
+
+
+def _from_value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [_from_value(v) for v in value.list_value.values]
+    if kind is None or kind == "null_value":
+        return None
+    return getattr(value, kind)
 
 
 def dict_to_struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -104,7 +119,8 @@ class Attributes:
             return None
         size = f"exactly {length}" if length is not None else f"at least {min_length}"
         expected = f"a list of {size} numbers"
-        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) or
+                                              not math.isfinite(v) for v in value):
             raise self._fail(name, expected, value)
         if (length is not None and len(value) != length) or len(value) < min_length:
             raise self._fail(name, expected, value)
