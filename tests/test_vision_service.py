@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from functools import cache
@@ -122,27 +123,56 @@ def test_set_thresholds_is_seen_whole_by_concurrent_calls(harness: Harness) -> N
     settings = [{"default_minimum_confidence": 0.0, "allowed_labels": None},
                 {"default_minimum_confidence": 0.5, "allowed_labels": ["bird"]}]
     allowed = {("cat", "dog", "bird"), ()}  # all, or none (bird is below 0.5): never a mix of the two settings
-    seen: set[tuple[str, ...]] = set()
+    seen: list[tuple[str, ...]] = []
     errors: list[BaseException] = []
     stop = threading.Event()
 
     def call() -> None:
         try:
             while not stop.is_set():
-                seen.add(tuple(d.class_name for d in service.detections(image_bytes(16, 16))))
+                seen.append(tuple(d.class_name for d in service.detections(image_bytes(16, 16))))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=call) for _ in range(3)]
     for t in threads:
         t.start()
-    for i in range(60):
-        service.do_command({"command": "set_thresholds", **settings[i % 2]})
+    switches = 0
+    while (len(seen) < 60 or switches < 60) and not errors:  # by count, not by time
+        service.do_command({"command": "set_thresholds", **settings[switches % 2]})
+        switches += 1
     stop.set()
     for t in threads:
         t.join()
     assert not errors
-    assert seen and seen <= allowed
+    assert set(seen) <= allowed
+
+
+def test_concurrent_set_thresholds_do_not_lose_each_others_keys(harness: Harness) -> None:
+    """Each set_thresholds merges into the current thresholds; two at once must not undo one another."""
+    service = harness.service(classifier())
+    lost: list[tuple[str, Any, Any]] = []
+
+    def worker(key: str, values: list[Any]) -> None:
+        for value in values:
+            service.do_command({"command": "set_thresholds", key: value})
+            now = service.do_command({"command": "get_config"})["thresholds"][key]
+            if now != value:  # nobody else sets this key: anything else is a lost update
+                lost.append((key, value, now))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so a read-modify-write race shows in a few hundred calls
+    try:
+        threads = [threading.Thread(target=worker, args=("max_detections", list(range(1, 301)))),
+                   threading.Thread(target=worker, args=("default_minimum_confidence", [i / 300 for i in range(300)])),
+                   threading.Thread(target=worker, args=("iou_threshold", [i / 300 for i in range(300)]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not lost
 
 
 def test_stats_counts_each_stage(harness: Harness) -> None:

@@ -50,6 +50,7 @@ class VisionService:
         self._parent = parent
         self._log = logger or logging.getLogger(__name__)
         self._thresholds = config.thresholds  # replaced as a whole by set_thresholds: readers see old or new
+        self._thresholds_lock = threading.Lock()  # set_thresholds read-modify-writes: concurrent ones must not lose keys
         self._plan_lock = threading.Lock()
         self._plan_for: tuple[weakref.ref[Any], Plan] | None = None
         self.stats = StageStats()
@@ -155,8 +156,10 @@ class VisionService:
         if name == "get_config":
             return self._effective_config()
         if name == "set_thresholds":
-            self._thresholds = _merge_thresholds(self._thresholds, {k: v for k, v in command.items() if k != "command"})
-            return {"thresholds": self._thresholds.as_dict()}
+            with self._thresholds_lock:
+                self._thresholds = _merge_thresholds(self._thresholds,
+                                                     {k: v for k, v in command.items() if k != "command"})
+                return {"thresholds": self._thresholds.as_dict()}
         if name == "stats":
             return self.stats.snapshot()
         raise InvalidInputError(f"unknown command {name!r}; known commands: {', '.join(COMMANDS)} "
