@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 
 from module.errors import ConfigError
 
@@ -51,12 +53,17 @@ def read_label_file(path: str) -> tuple[str, ...]:
         ConfigError: The file is missing, unreadable or holds no labels; the message names the path.
     """
     try:
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read (not /dev/zero).
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError(f"label file {path!r} is not a regular file")
             data = handle.read()
     except FileNotFoundError as exc:
         raise ConfigError(f"label file {path!r} does not exist") from exc
     except OSError as exc:
         raise ConfigError(f"label file {path!r} cannot be read: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL character in the path
+        raise ConfigError(f"label file {path!r} is not a valid path: {exc}") from None
     labels = parse_labels(data)
     if not labels:
         raise ConfigError(f"label file {path!r} is empty")
