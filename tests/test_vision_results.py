@@ -478,3 +478,41 @@ def test_labels_precedence_for_classifications(harness: Harness) -> None:
 def test_classifier_with_fewer_labels_than_outputs(harness: Harness) -> None:
     service = harness.service(model_factory.classifier_model([0.1, 0.2, 0.7]), label_path=harness.labels(["a"]))
     assert [c.class_name for c in service.classifications(image_bytes())] == ["2", "1", "a"]
+
+
+# --- input layout and normalisation, seen through models that return the per-channel mean of their input ---------------
+
+def solid_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    PIL.Image.new("RGB", (width, height), rgb).save(out, "PNG")
+    return out.getvalue()
+
+
+SOLID = (255, 0, 102)  # R, G, B; a constant image survives any resize unchanged
+
+
+@pytest.mark.parametrize("model", ["nchw", "dynamic"])
+@pytest.mark.parametrize(("attrs", "expected"), [
+    # mean 0, std 1: the model sees v / 255, so its "probabilities" are the channel values themselves.
+    ({"input_image_mean_value": [0, 0, 0], "input_image_std_dev": [1, 1, 1]}, [("0", 1.0), ("2", 0.4), ("1", 0.0)]),
+    ({"input_image_mean_value": [0, 0, 0], "input_image_std_dev": [1, 1, 1], "input_image_bgr": True},
+     [("2", 1.0), ("0", 0.4), ("1", 0.0)]),
+    ({"input_image_mean_value": [0.5, 0, 0], "input_image_std_dev": [1, 1, 0.5]}, [("2", 0.8), ("0", 0.5), ("1", 0.0)]),
+], ids=["mean0-std1", "bgr", "per-channel"])
+def test_float_input_normalisation_and_layout(harness: Harness, model: str, attrs: dict[str, Any],
+                                              expected: list[tuple[str, float]]) -> None:
+    data = model_factory.nchw_model((8, 12)) if model == "nchw" else model_factory.dynamic_model()
+    service = harness.service(data, **attrs)
+    found = service.classifications(solid_png(37, 23, SOLID))
+    assert [c.class_name for c in found] == [name for name, _ in expected]
+    np.testing.assert_allclose([c.confidence for c in found], [p for _, p in expected], atol=1e-5)
+
+
+def test_default_float_normalisation_is_minus_one_to_one(harness: Harness) -> None:
+    # (v/255 - 0.5) / 0.5 gives channel means 1, -1, -0.2: logits, so the service softmaxes them.
+    service = harness.service(model_factory.nchw_model())
+    found = service.classifications(solid_png(20, 20, SOLID))
+    logits = np.array([1.0, -1.0, -0.2])
+    expected = np.exp(logits) / np.exp(logits).sum()
+    assert [c.class_name for c in found] == ["0", "2", "1"]
+    np.testing.assert_allclose([c.confidence for c in found], expected[[0, 2, 1]], atol=1e-5)
