@@ -65,3 +65,9 @@ class ResourceExhaustedError(ModuleError):
     """A request is larger than this module accepts (for example an image over the pixel limit)."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class CancelledError(ModuleError):
+    """The caller cancelled the call or its deadline passed; work not yet started for it was skipped."""
+
+    code = grpc.StatusCode.CANCELLED

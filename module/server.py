@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from module import call_state
 from module.errors import ModuleError
 
 _LOG = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ class ErrorBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                return inner(request, context)
+                with call_state.serving(context.is_active):
+                    return inner(request, context)
             except ModuleError as exc:
                 context.abort(exc.code, str(exc))
             except Exception as exc:  # noqa: BLE001 - the boundary: a bug in one call must not take others down

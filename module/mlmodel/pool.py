@@ -3,46 +3,59 @@
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
-from module.errors import FailedPreconditionError
+from module import call_state
+from module.errors import CancelledError
 
 T = TypeVar("T")
-_CLOSED = object()
+_WAIT_SLICE_S: Final = 0.05  # how often a waiting caller checks whether its call is still wanted
 
 
 class Pool(Generic[T]):
-    """Hands out items one caller at a time; callers beyond the pool size wait for a free item."""
+    """Hands out items one caller at a time; callers beyond the pool size wait for a free item.
+
+    A caller whose call is abandoned (module/call_state.py: the client cancelled, or the deadline passed) stops
+    waiting, and one that gets an item only after that gives it straight back: the interpreter goes to a call
+    that still wants a result instead of running for nobody.
+
+    ``close()`` fails nobody: a call that looked the model up just before it was replaced or removed still leases
+    and finishes on it (calls in flight finish on the resource they started on, module/lifecycle.py). The items
+    are freed with the model object, as soon as the last such call lets go of it.
+    """
 
     def __init__(self, items: Iterable[T]) -> None:
-        self._free: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[T] = queue.SimpleQueue()
         self.size = 0
         for item in items:
             self._free.put(item)
             self.size += 1
-        self._closed = threading.Event()
+        self.closed = False
 
     @contextmanager
     def lease(self) -> Iterator[T]:
-        item = self._free.get()
-        if item is _CLOSED:
-            self._free.put(_CLOSED)  # wake the next waiter too
-            raise FailedPreconditionError("the model was closed (reconfigured or removed) while this call waited; retry")
+        item = self._acquire()
         try:
-            yield item  # type: ignore[misc]
+            yield item
         finally:
-            # After close() items are dropped as they come back: in-flight calls finish, then memory is freed.
-            if not self._closed.is_set():
-                self._free.put(item)
+            self._free.put(item)
 
-    def close(self) -> None:
-        self._closed.set()
+    def _acquire(self) -> T:
         while True:
             try:
-                self._free.get_nowait()
+                item = self._free.get(timeout=_WAIT_SLICE_S)
             except queue.Empty:
-                break
-        self._free.put(_CLOSED)
+                if call_state.abandoned():
+                    raise CancelledError("the call was cancelled or its deadline passed while it waited for a free "
+                                         "interpreter") from None
+                continue
+            if call_state.abandoned():
+                self._free.put(item)
+                raise CancelledError("the call was cancelled or its deadline passed before an interpreter was free")
+            return item
+
+    def close(self) -> None:
+        """Mark the pool out of service (see the class docstring: leases keep working)."""
+        self.closed = True
