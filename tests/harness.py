@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,13 @@ def short_tempdir() -> str:
     return tempfile.mkdtemp(prefix="vm-", dir="/tmp")
 
 
+def free_tcp_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago (viam-server picks one the same way for tcp_mode)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def component_config(name: str, kind: tuple[str, str], attributes: Mapping[str, Any]) -> app_pb2.ComponentConfig:
     api, model = kind
     return app_pb2.ComponentConfig(name=name, api=api, model=model, type=api.rsplit(":", 1)[1],
@@ -43,14 +51,21 @@ class ModuleProcess:
     """One module process on a Unix socket. ``via_run_sh`` starts ./run.sh exactly as viam-server does."""
 
     def __init__(self, *, via_run_sh: bool = False, env: Mapping[str, str] | None = None,
-                 log_level: str | None = "debug", socket_dir: str | None = None) -> None:
+                 log_level: str | None = "debug", socket_dir: str | None = None, tcp_port: int | None = None) -> None:
+        """``tcp_port``: serve on 127.0.0.1:port with ``--tcp-mode`` (viam-server's tcp_mode) instead of a socket."""
         self.dir = socket_dir or short_tempdir()
         self._own_dir = socket_dir is None
+        self.tcp_port = tcp_port
         self.socket = os.path.join(self.dir, "tflite-AbCdE.sock")
+        self.address = f"127.0.0.1:{tcp_port}" if tcp_port is not None else self.socket
         exe = [str(REPO / "run.sh")] if via_run_sh else [sys.executable, "-u", "-m", "module"]
-        argv = [*exe, self.socket] + ([f"--log-level={log_level}"] if log_level else [])
+        argv = [*exe, self.address] + ([f"--log-level={log_level}"] if log_level else [])
+        if tcp_port is not None:
+            argv.append("--tcp-mode")
+        data_dir = os.path.join(self.dir, "data")
+        os.makedirs(data_dir, mode=0o750, exist_ok=True)  # viam-server creates VIAM_MODULE_DATA before the start
         full_env = {**os.environ, "VIAM_MODULE_NAME": "tflite", "VIAM_MODULE_ROOT": str(REPO),
-                    "VIAM_MODULE_DATA": os.path.join(self.dir, "data"), "VIAM_MODULE_ADDRESS": self.socket,
+                    "VIAM_MODULE_DATA": data_dir, "VIAM_MODULE_ADDRESS": self.address,
                     "VIAM_HOME": os.path.join(self.dir, "home"), **(env or {})}
         self.log_path = os.path.join(self.dir, "module.log")
         self._log = open(self.log_path, "wb")
@@ -60,18 +75,29 @@ class ModuleProcess:
         self.channel: grpc.Channel | None = None
 
     def wait_for_socket(self, timeout: float = 120.0) -> float:
+        """Wait like viam-server (socket file, or in TCP mode a port that accepts) and open the channel."""
         started = time.monotonic()
-        while not os.path.exists(self.socket):
+        while not self._listening():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"module exited too quickly ({self.proc.returncode}):\n{self.log()}")
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"no socket after {timeout} s:\n{self.log()}")
             time.sleep(0.05)
-        self.channel = grpc.insecure_channel(f"unix:{self.socket}", options=CHANNEL_OPTIONS)
+        target = self.address if self.tcp_port is not None else f"unix:{self.socket}"
+        self.channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
         self.module = module_pb2_grpc.ModuleServiceStub(self.channel)
         self.mlmodel = mlmodel_pb2_grpc.MLModelServiceStub(self.channel)
         self.vision = vision_pb2_grpc.VisionServiceStub(self.channel)
         return time.monotonic() - started
+
+    def _listening(self) -> bool:
+        if self.tcp_port is None:
+            return os.path.exists(self.socket)
+        try:
+            socket.create_connection(("127.0.0.1", self.tcp_port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
 
     def ready(self, parent_address: str = "", attempts: int = 50) -> module_pb2.ReadyResponse:
         """Ready with viam-server's 3 s per-call deadline, retried on the codes it retries on."""
