@@ -666,7 +666,7 @@ def _in_function(thread: threading.Thread, function: str) -> bool:
     return False
 
 
-def test_close_lets_a_running_call_finish_and_fails_waiting_ones(spy: Spy, load: Callable[..., TFLiteModel]) -> None:
+def test_close_lets_running_and_waiting_calls_finish_on_the_closed_model(spy: Spy, load: Callable[..., TFLiteModel]) -> None:
     model = load(model_factory.add_model(), pool_size=1)
     entered, release = threading.Event(), threading.Event()
 
@@ -690,14 +690,14 @@ def test_close_lets_a_running_call_finish_and_fails_waiting_ones(spy: Spy, load:
     waiting = threading.Thread(target=call, args=("waiting", 2.0))
     waiting.start()
     _wait_until(lambda: _in_function(waiting, "lease"), "the second call to wait for the interpreter")
-    model.close()
-    waiting.join(60)
-    assert isinstance(results.get("waiting"), FailedPreconditionError), results
-    assert "closed" in str(results["waiting"])
+    model.close()  # a reconfigure or remove swapped the model out while both calls held it
     release.set()
     running.join(60)
+    waiting.join(60)
+    # Calls in flight finish on the model they started on (a swap under load fails no call).
     np.testing.assert_array_equal(results["running"], np.full((1, 4), 2.0, np.float32))
-    # After close, new calls fail the same way instead of hanging.
+    np.testing.assert_array_equal(results["waiting"], np.full((1, 4), 3.0, np.float32))
+    # So does a call that looked the model up just before the swap and leases after close.
     spy.invoke_hook = None
-    with pytest.raises(FailedPreconditionError):
-        model.infer({"a": np.ones((1, 4), np.float32), "b": np.ones((1, 4), np.float32)})
+    ones = np.ones((1, 4), np.float32)
+    np.testing.assert_array_equal(model.infer({"a": ones, "b": ones})["sum"], np.full((1, 4), 2.0, np.float32))
