@@ -68,7 +68,14 @@ def build_server(address: str, *, tcp: bool, servicers: Iterable[Callable[[grpc.
     reflection.enable_server_reflection(names, server)
     _add_reflection_v1(server, names)
     target = address if tcp else f"unix:{os.path.abspath(address)}"
-    if server.add_insecure_port(target) == 0:
+    # The socket file is created here (bind): with the process umask it could be group/world-connectable until
+    # main.py's chmod. Create it owner-only instead (umask is process-wide, so restore it at once).
+    old_umask = os.umask(0o177)
+    try:
+        bound = server.add_insecure_port(target)
+    finally:
+        os.umask(old_umask)
+    if bound == 0:
         raise OSError(f"cannot listen on {target}")
     return server
 
