@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import grpc
 
 from module.config_attrs import dict_to_struct, struct_to_dict
@@ -89,7 +92,17 @@ class VisionServicer(vision_pb2_grpc.VisionServiceServicer):
 
     def DoCommand(self, request: common_pb2.DoCommandRequest, context: grpc.ServicerContext) -> common_pb2.DoCommandResponse:
         result = self._service(request.name).do_command(struct_to_dict(request.command))
-        return common_pb2.DoCommandResponse(result=dict_to_struct(result))
+        return common_pb2.DoCommandResponse(result=dict_to_struct(_without_nulls(result)))
 
     def GetStatus(self, request: common_pb2.GetStatusRequest, context: grpc.ServicerContext) -> common_pb2.GetStatusResponse:
-        return common_pb2.GetStatusResponse(result=dict_to_struct(self._service(request.name).status()))
+        return common_pb2.GetStatusResponse(result=dict_to_struct(_without_nulls(self._service(request.name).status())))
+
+
+def _without_nulls(value: Any) -> Any:
+    """Results without None-valued keys: the Python SDK's struct_to_dict reads a Struct null as 0 (the NullValue
+    enum), so an unset ``max_detections`` would show up there as 0; an absent key reads as unset everywhere."""
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_without_nulls(v) for v in value]
+    return value
