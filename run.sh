@@ -6,6 +6,7 @@
 # only check a stamp file, so the module is up in well under the time viam-server allows.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CALLER_PWD="$PWD"
 cd "$HERE"
 VENV="${TFLITE_MODULE_VENV:-$HERE/.venv}"
 PY="${PYTHON:-python3}"
@@ -56,7 +57,9 @@ case "${1:-}" in
         ;;
     demo|local)
         ensure_venv base
-        exec "$VENV/bin/python" -u -m module.local "$@"
+        # Paths on the command line (config, --images, --out) are relative to where the user ran run.sh.
+        cd "$CALLER_PWD"
+        PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" exec "$VENV/bin/python" -u -m module.local "$@"
         ;;
     "")
         echo "usage: $0 <socket path> [--log-level=LEVEL] [--tcp-mode] | demo | local ... | test | bench" >&2
