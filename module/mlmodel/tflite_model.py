@@ -142,8 +142,11 @@ class TFLiteModel:
             self.infer_count += 1
         return outputs
 
+    def _expected(self) -> str:
+        """What this model takes, for error messages (built only when a call is refused)."""
+        return ", ".join(f"{s.name!r} ({s.dtype}, shape {_shape_text(s.signature)})" for s in self._inputs)
+
     def _match_inputs(self, inputs: Mapping[str, NDArray[Any]]) -> list[tuple[_Input, NDArray[Any]]]:
-        expected = ", ".join(f"{s.name!r} ({s.dtype}, shape {_shape_text(s.signature)})" for s in self._inputs)
         if len(inputs) == 1 and len(self._inputs) == 1:
             # Like Viam's C++ SDK: a lone tensor feeds the lone input whatever its name, once its dtype fits.
             (given, array), = inputs.items()
@@ -151,11 +154,13 @@ class TFLiteModel:
         by_alias = {alias: spec for spec in self._inputs for alias in spec.aliases}
         unknown = sorted(set(inputs) - set(by_alias))
         if unknown:
-            raise InvalidInputError(f"unknown input tensor(s) {', '.join(map(repr, unknown))}; this model takes {expected}")
+            raise InvalidInputError(f"unknown input tensor(s) {', '.join(map(repr, unknown))}; "
+                                    f"this model takes {self._expected()}")
         matched = {by_alias[name].index: (by_alias[name], self._check(by_alias[name], name, a)) for name, a in inputs.items()}
         missing = [s.name for s in self._inputs if s.index not in matched]
         if missing:
-            raise InvalidInputError(f"missing input tensor(s) {', '.join(map(repr, missing))}; this model takes {expected}")
+            raise InvalidInputError(f"missing input tensor(s) {', '.join(map(repr, missing))}; "
+                                    f"this model takes {self._expected()}")
         return list(matched.values())
 
     @staticmethod
