@@ -23,8 +23,10 @@ from module.mlmodel.tflite_model import TFLiteModel
 from module.registry import ResourceContext
 from module.resource_names import MLMODEL_API
 from module.resources import ResourceManager
-from module.vision.config import VisionConfig
-from module.vision.imaging import open_image, to_model_input
+from module.vision import results
+from module.vision.config import Thresholds, VisionConfig
+from module.vision.imaging import Letterbox, open_image, to_model_input
+from module.vision.plan import DetectorPlan, Quant
 from module.vision.results import Classification, Detection
 from module.vision.service import VisionService
 from tests import model_factory
@@ -516,3 +518,24 @@ def test_default_float_normalisation_is_minus_one_to_one(harness: Harness) -> No
     expected = np.exp(logits) / np.exp(logits).sum()
     assert [c.class_name for c in found] == ["0", "2", "1"]
     np.testing.assert_allclose([c.confidence for c in found], expected[[0, 2, 1]], atol=1e-5)
+
+
+# --- quantised detector outputs (no synthetic TFLite detector has them: results.detections directly) ---------------------
+
+@pytest.mark.parametrize(("dtype", "zero_point"), [("uint8", 0), ("int8", -128)])
+def test_quantized_detector_outputs_are_dequantized(dtype: str, zero_point: int) -> None:
+    location_scale, score_scale = 1 / 255, 1 / 256
+    boxes = np.array([[[0.2, 0.1, 0.8, 0.6], [0.0, 0.0, 1.0, 1.0]]])  # ymin, xmin, ymax, xmax
+    scores = np.array([[0.75, 0.25]])
+    outputs = {
+        "location": (np.rint(boxes / location_scale) + zero_point).astype(dtype),
+        "score": (np.rint(scores / score_scale) + zero_point).astype(dtype),
+        "category": np.array([[1.0, 0.0]], dtype=np.float32),
+    }
+    plan = DetectorPlan(location="location", score="score", category="category", count=None, box_order=(1, 0, 3, 2),
+                        normalized=None, score_quant=Quant(score_scale, zero_point),
+                        location_quant=Quant(location_scale, zero_point))
+    found = results.detections(outputs, plan, ("a", "b"), Thresholds(default_minimum_confidence=0.5), model_size=(10, 10),
+                       letterbox=Letterbox(0.1, 0.2, 0.0, 0.0), original_size=(100, 50))  # stretched 100x50 -> 10x10
+    assert [(d.class_name, d.confidence) for d in found] == [("b", 0.75)]  # 0.25 is below 0.5 once dequantized
+    assert boxes_of(found) == [(10, 10, 60, 40)]  # normalised (by the heuristic) once dequantized
