@@ -343,6 +343,19 @@ def test_thresholds_apply_to_classifications(harness: Harness) -> None:
     assert [c.class_name for c in service.classifications(image_bytes())] == ["b"]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_a_score_equal_to_its_threshold_is_kept(harness: Harness, dtype: str) -> None:
+    """'score >= threshold': 0.7 from the model (float32 0.69999999, or 7 x 0.1 dequantised) passes 0.7."""
+    model = model_factory.classifier_model([0.7, 0.3], dtype=dtype, quant=(0.1, 0) if dtype == "uint8" else None)
+    service = harness.service(model, default_minimum_confidence=0.7)
+    assert [c.class_name for c in service.classifications(image_bytes())] == ["0"]
+    service = harness.service(model, default_minimum_confidence=0.9, label_confidences={"1": 0.3})
+    assert [c.class_name for c in service.classifications(image_bytes())] == ["1"]
+    boxes = [(0.1, 0.1, 0.2, 0.2)] * 2
+    detector = harness.service(model_factory.detector_model(boxes, [0, 1], [0.7, 0.6]), default_minimum_confidence=0.7)
+    assert [d.class_name for d in detector.detections(image_bytes())] == ["0"]
+
+
 # --- n_detections, odd rows, labels ----------------------------------------------------------------------------------
 
 def test_n_detections_truncates_padded_rows(harness: Harness) -> None:

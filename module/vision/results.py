@@ -40,8 +40,15 @@ class Classification:
 
 
 def rule_of(thresholds: Thresholds) -> ConfidenceRule:
-    return ConfidenceRule(default=thresholds.default_minimum_confidence, per_label=thresholds.label_confidences,
+    # Scores are float32 (model outputs, dequantised values, softmax): compare the thresholds at that precision, or a
+    # score of 0.7 (float32 0.69999999) would fail default_minimum_confidence 0.7 although "score >= value" is kept.
+    return ConfidenceRule(default=_f32(thresholds.default_minimum_confidence),
+                          per_label={label: _f32(v) for label, v in thresholds.label_confidences.items()},
                           allow=thresholds.allowed_labels)
+
+
+def _f32(value: float) -> float:
+    return float(np.float32(value))
 
 
 def _output(outputs: Mapping[str, NDArray[Any]], name: str) -> NDArray[Any]:
