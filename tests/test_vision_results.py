@@ -203,14 +203,14 @@ def test_boxes_scale_with_the_original_image_not_the_model_input(harness: Harnes
 
 # --- letterbox -----------------------------------------------------------------------------------------------------------
 
-def rectangle_image(size: tuple[int, int], box: tuple[int, int, int, int]) -> bytes:
-    """A black PNG with a white rectangle covering ``box`` (x0, y0, x1, y1; x1/y1 exclusive)."""
+def rectangle_image(size: tuple[int, int], box: tuple[int, int, int, int], fmt: str = "PNG") -> bytes:
+    """A black image with a white rectangle covering ``box`` (x0, y0, x1, y1; x1/y1 exclusive)."""
     width, height = size
     pixels = np.zeros((height, width, 3), dtype=np.uint8)
     x0, y0, x1, y1 = box
     pixels[y0:y1, x0:x1] = 255
     out = io.BytesIO()
-    PIL.Image.fromarray(pixels).save(out, "PNG")
+    PIL.Image.fromarray(pixels).save(out, fmt, quality=95)
     return out.getvalue()
 
 
@@ -222,24 +222,27 @@ def where_the_model_sees_it(data: bytes, model_size: tuple[int, int]) -> list[fl
     return [xs.min() / width, ys.min() / height, (xs.max() + 1) / width, (ys.max() + 1) / height]
 
 
-@pytest.mark.parametrize(("size", "box"), [
-    ((200, 100), (40, 20, 120, 80)),  # wide: padding above and below
-    ((90, 300), (10, 50, 70, 290)),  # tall: padding left and right
-    ((333, 101), (0, 0, 333, 101)),  # the whole image, odd sizes
-    ((641, 479), (600, 3, 641, 30)),  # at the edge
+@pytest.mark.parametrize(("size", "box", "model_size", "fmt"), [
+    ((200, 100), (40, 20, 120, 80), (64, 64), "PNG"),  # wide: padding above and below
+    ((90, 300), (10, 50, 70, 290), (64, 64), "PNG"),  # tall: padding left and right
+    ((333, 101), (0, 0, 333, 101), (64, 64), "PNG"),  # the whole image, odd sizes
+    ((641, 479), (600, 3, 641, 30), (64, 64), "PNG"),  # at the edge
+    ((1920, 1080), (300, 200, 1500, 900), (64, 64), "JPEG"),  # decoded at reduced size (JPEG draft) first
+    ((720, 1280), (100, 50, 700, 600), (320, 240), "JPEG"),  # a model input that is not square
 ])
-def test_letterbox_round_trip(harness: Harness, size: tuple[int, int], box: tuple[int, int, int, int]) -> None:
+def test_letterbox_round_trip(harness: Harness, size: tuple[int, int], box: tuple[int, int, int, int],
+                              model_size: tuple[int, int], fmt: str) -> None:
     """A rectangle drawn on the image, found where the letterboxed model input shows it, maps back onto itself."""
-    model_size = (64, 64)
-    data = rectangle_image(size, box)
+    data = rectangle_image(size, box, fmt)
     seen = where_the_model_sees_it(data, model_size)
-    model = model_factory.detector_model([seen], [0], [0.9], box_order=(0, 1, 2, 3), input_size=model_size,
-                                         metadata=True)
+    model = model_factory.detector_model([seen], [0], [0.9], box_order=(0, 1, 2, 3),
+                                         input_size=(model_size[1], model_size[0]), metadata=True)
     harness.model(model)
     found = harness.vision(resize_mode="letterbox").detections(data)
     assert len(found) == 1
     error = np.abs(np.array(boxes_of(found)[0]) - np.array(box)).max()
-    assert error <= max(2.0, max(size) / model_size[0])  # 2 px, or one model pixel when those are bigger
+    one_model_pixel = max(size[0] / model_size[0], size[1] / model_size[1])
+    assert error <= max(2.0, one_model_pixel)  # 2 px, or one model pixel when those are bigger
     check_detection(found[0], *size)
     # The same model output read as a stretched image lands elsewhere: the mode matters.
     stretched = harness.vision(resize_mode="stretch").detections(data)
