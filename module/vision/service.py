@@ -153,6 +153,10 @@ class VisionService:
 
     def do_command(self, command: Mapping[str, Any]) -> dict[str, Any]:
         name = command.get("command")
+        extra = sorted(k for k in command if k != "command")
+        if name in ("get_config", "stats") and extra:
+            # Nothing here takes a path or any other argument: say so rather than silently ignore one.
+            raise InvalidInputError(f"command {name!r} takes no arguments, got {', '.join(map(repr, extra))}")
         if name == "get_config":
             return self._effective_config()
         if name == "set_thresholds":
