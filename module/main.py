@@ -29,6 +29,14 @@ STOP_GRACE_S: Final = 2.0  # viam-server sends SIGTERM, waits ~3.3 s, then signa
 PARENT_CHECK_INTERVAL_S: Final = 2.0
 
 
+def tcp_address(text: str) -> str:
+    """``host:port`` as given; a bare ``port`` or ``:port`` listens on loopback (127.0.0.1), never on every interface."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    return f"{host or '127.0.0.1'}:{port}"
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="module", description="TFLite mlmodel and vision services for viam-server")
     parser.add_argument("socket_path", help="Unix socket path to serve on (host:port with --tcp-mode)")
@@ -115,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_stdout_logging(level_from_arg(args.log_level))
     try:
-        process = ModuleProcess(args.socket_path, tcp=args.tcp_mode)
+        address = tcp_address(args.socket_path) if args.tcp_mode else args.socket_path
+        process = ModuleProcess(address, tcp=args.tcp_mode)
     except (OSError, RuntimeError) as exc:
         _LOG.error("cannot start: %s", exc)
         return 1
