@@ -20,12 +20,9 @@ class ResourceManager:
         self._resources: dict[tuple[API, str], Resource] = {}
 
     def find(self, api: API, name: str) -> Resource | None:
-        """The resource called ``name`` (or, failing that, the one whose short name after ``remote:`` matches)."""
+        """The resource called exactly ``name`` (viam-server sends short names; ``remote1:x`` is never a local ``x``)."""
         with self._lock:
-            found = self._resources.get((api, name))
-            if found is None and ":" in name:
-                found = self._resources.get((api, name.rsplit(":", 1)[1]))
-            return found
+            return self._resources.get((api, name))
 
     def get(self, api: API, name: str) -> Resource:
         found = self.find(api, name)

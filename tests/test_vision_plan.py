@@ -307,6 +307,12 @@ def test_config_normalization_beats_metadata() -> None:
     assert spec.bgr is True
 
 
+def test_config_mean_alone_keeps_the_metadata_std() -> None:
+    image = tensor("image", (1, 8, 8, 3), normalization_mean=[127.5], normalization_std=[63.75])
+    spec = plan_of(info([tensor("probability", (1, 4))], [image]), input_image_mean_value=[0.1, 0.2, 0.3]).input
+    assert spec.mean == pytest.approx((0.1, 0.2, 0.3)) and spec.std == pytest.approx((0.25, 0.25, 0.25))
+
+
 def test_uint8_input_ignores_metadata_normalization() -> None:
     # The SSD's metadata declares 127.5/127.5, but a uint8 input takes raw pixels (its quantization normalises).
     image = tensor("image", (1, 8, 8, 3), "uint8", normalization_mean=[127.5], normalization_std=[127.5],

@@ -384,6 +384,13 @@ def test_out_of_range_class_gets_its_number(harness: Harness) -> None:
     assert [d.class_name for d in found] == ["1", "7", "3", "-2", "bird"]
 
 
+def test_rows_with_a_non_finite_class_are_dropped(harness: Harness) -> None:
+    boxes = [(0.1, 0.1, 0.2, 0.2)] * 3
+    model = model_factory.detector_model(boxes, [1, math.nan, math.inf], [0.9, 0.8, 0.7])
+    found = harness.service(model, label_path=harness.labels(["cat", "dog"])).detections(image_bytes())
+    assert [(d.class_name, round(d.confidence, 2)) for d in found] == [("dog", 0.9)]
+
+
 def test_rows_with_non_finite_boxes_are_dropped_not_fatal(harness: Harness) -> None:
     boxes = [(0.1, 0.1, 0.2, 0.2), (math.nan, 0.1, 0.2, 0.2), (0.3, 0.3, 0.4, 0.4)]
     model = model_factory.detector_model(boxes, [0, 0, 0], [0.9, 0.8, math.nan])

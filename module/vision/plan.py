@@ -93,16 +93,21 @@ def _image_input(info: ModelInfo, config: VisionConfig) -> TensorInfo:
 def _input_spec(tensor: TensorInfo, config: VisionConfig) -> InputSpec:
     channels_first = tensor.shape[1] == 3 and tensor.shape[3] != 3
     height, width = (tensor.shape[2], tensor.shape[3]) if channels_first else (tensor.shape[1], tensor.shape[2])
-    mean, std = config.mean, config.std
-    meta_mean, meta_std = tensor.extra.get("normalization_mean"), tensor.extra.get("normalization_std")
-    if mean is None and std is None and tensor.dtype != "uint8" and meta_mean and meta_std:
-        # TFLite metadata normalises 0..255 pixels; Viam's attributes work on the 0..1 scale.
-        mean = _rgb([m / 255.0 for m in meta_mean])
-        std = _rgb([s / 255.0 for s in meta_std])
+    # Each of mean and std: the config's, else the model metadata's, else the default (in tensorize).
+    mean = config.mean or _from_metadata(tensor, "normalization_mean")
+    std = config.std or _from_metadata(tensor, "normalization_std")
     quant = _quant(tensor)
     return InputSpec(height=height if height > 0 else None, width=width if width > 0 else None,
                      channels_first=channels_first, dtype=np.dtype(tensor.dtype), scale=quant.scale,
                      zero_point=quant.zero_point, mean=mean, std=std, bgr=config.input_image_bgr)
+
+
+def _from_metadata(tensor: TensorInfo, key: str) -> tuple[float, float, float] | None:
+    """TFLite metadata normalises 0..255 pixels; Viam's attributes work on the 0..1 scale. uint8 inputs take raw pixels."""
+    values = tensor.extra.get(key)
+    if tensor.dtype == "uint8" or not values:
+        return None
+    return _rgb([v / 255.0 for v in values])
 
 
 def _rgb(values: list[float]) -> tuple[float, float, float]:

@@ -69,18 +69,21 @@ def detections(outputs: Mapping[str, NDArray[Any]], plan: DetectorPlan, labels: 
         per_class = raw_scores.reshape(raw_scores.shape[-2], raw_scores.shape[-1])
         classes = per_class.argmax(axis=1)
         scores = per_class[np.arange(per_class.shape[0]), classes]
+        named = np.ones(classes.shape, bool)
     else:
         scores = raw_scores.reshape(-1)
-        classes = (np.rint(np.nan_to_num(_output(outputs, plan.category).reshape(-1))).astype(np.int64)
-                   if plan.category else np.zeros(scores.shape, np.int64))
+        raw_classes = (_output(outputs, plan.category).reshape(-1).astype(np.float64) if plan.category
+                       else np.zeros(scores.shape))
+        named = np.isfinite(raw_classes)  # a NaN/Inf class id names no class: such rows are dropped below
+        classes = np.rint(np.clip(np.where(named, raw_classes, 0), -(2**31), 2**31)).astype(np.int64)
     n = min(len(boxes), len(scores), len(classes))
     if plan.count is not None:  # fixed-size outputs are zero-padded past the valid count
         count = _output(outputs, plan.count).reshape(-1)
         if count.size and np.isfinite(count[0]):
             n = max(0, min(n, int(count[0])))
-    boxes, scores, classes = boxes[:n], scores[:n].astype(np.float64), classes[:n]
+    boxes, scores, classes, named = boxes[:n], scores[:n].astype(np.float64), classes[:n], named[:n]
     names = [label_for(int(c), labels) for c in classes]
-    keep = rule_of(thresholds).keep_mask(names, scores) & np.isfinite(boxes).all(axis=1)
+    keep = rule_of(thresholds).keep_mask(names, scores) & np.isfinite(boxes).all(axis=1) & named
     index = np.flatnonzero(keep)
     xyxy = to_xyxy(boxes[index], plan.box_order)
     if thresholds.iou_threshold is not None and len(index):
