@@ -33,11 +33,15 @@ _FIELDS: Final[dict[str, tuple[np.dtype[Any], np.dtype[Any] | None, Any]]] = {
     "double_tensor": (np.dtype("float64"), np.dtype("<f8"), pb.FlatTensorDataDouble),
 }
 _BY_DTYPE: Final = {dtype: name for name, (dtype, _, _) in _FIELDS.items()}
+_FIELD_NUMBERS: Final = {name: pb.FlatTensor.DESCRIPTOR.fields_by_name[name].number for name in _FIELDS}
+_SMALL_VARINTS: Final = tuple(bytes((i,)) for i in range(0x80))
 # dtypes a TFLite model may produce that FlatTensor cannot carry: widened losslessly.
 _WIDEN: Final = {np.dtype("float16"): np.dtype("float32"), np.dtype("bool"): np.dtype("uint8")}
 
 
 def _varint(value: int) -> bytes:
+    if value < 0x80:  # tags and small lengths: most calls
+        return _SMALL_VARINTS[value]
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -93,19 +97,39 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def _tensor_bytes(array: NDArray[Any]) -> bytes:
-    """The wire bytes of a FlatTensor holding ``array`` (C order). float16/bool are widened; others raise ValueError."""
+# Messages are assembled as a list of buffers plus their total length and joined once at the end: nesting
+# (tensor -> map entry -> response) then costs a few header bytes per level instead of a copy of the payload.
+_Parts = tuple[list[Any], int]
+
+
+def _wrap(number: int, parts: _Parts) -> _Parts:
+    """``parts`` as the payload of length-delimited field ``number``."""
+    buffers, length = parts
+    head = _varint(number << 3 | 2) + _varint(length)
+    return [head, *buffers], len(head) + length
+
+
+def _tensor_parts(array: NDArray[Any]) -> _Parts:
+    """A FlatTensor holding ``array`` (C order). float16/bool are widened; others raise ValueError."""
     dtype = _WIDEN.get(array.dtype, array.dtype)
     kind = _BY_DTYPE.get(dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype)
     if kind is None:
         raise ValueError(f"dtype {array.dtype} cannot be sent as a FlatTensor")
     _, wire, _ = _FIELDS[kind]
-    payload = np.ascontiguousarray(array).astype(wire or dtype, copy=False).tobytes()
+    values = np.ascontiguousarray(array).astype(wire or dtype, copy=False).reshape(-1)
     shape = np.asarray(array.shape, dtype="<u8").tobytes()
-    number = pb.FlatTensor.DESCRIPTOR.fields_by_name[kind].number
     # An empty data message is still written, so a 0-element tensor keeps its dtype.
-    data = _field(1, payload) if payload else b""
-    return (_field(1, shape) if shape else b"") + _field(number, data)
+    data = _wrap(1, ([memoryview(values).cast("B")], values.nbytes)) if values.nbytes else ([], 0)
+    buffers, length = _wrap(_FIELD_NUMBERS[kind], data)
+    if shape:
+        head = _field(1, shape)
+        buffers, length = [head, *buffers], len(head) + length
+    return buffers, length
+
+
+def _tensor_bytes(array: NDArray[Any]) -> bytes:
+    """The wire bytes of a FlatTensor holding ``array``."""
+    return b"".join(_tensor_parts(array)[0])
 
 
 def encode(array: NDArray[Any]) -> pb.FlatTensor:
@@ -113,9 +137,21 @@ def encode(array: NDArray[Any]) -> pb.FlatTensor:
     return pb.FlatTensor.FromString(_tensor_bytes(array))
 
 
-def _tensors_bytes(arrays: Mapping[str, NDArray[Any]]) -> bytes:
+def _tensors_parts(arrays: Mapping[str, NDArray[Any]]) -> _Parts:
     # map<string, FlatTensor> is a repeated entry message {key = 1; value = 2}.
-    return b"".join(_field(1, _field(1, name.encode()) + _field(2, _tensor_bytes(a))) for name, a in arrays.items())
+    buffers: list[Any] = []
+    length = 0
+    for name, array in arrays.items():
+        key = _field(1, name.encode())
+        value, value_length = _wrap(2, _tensor_parts(array))
+        entry, entry_length = _wrap(1, ([key, *value], len(key) + value_length))
+        buffers += entry
+        length += entry_length
+    return buffers, length
+
+
+def _tensors_bytes(arrays: Mapping[str, NDArray[Any]]) -> bytes:
+    return b"".join(_tensors_parts(arrays)[0])
 
 
 def encode_all(arrays: Mapping[str, NDArray[Any]]) -> pb.FlatTensors:
@@ -125,7 +161,7 @@ def encode_all(arrays: Mapping[str, NDArray[Any]]) -> pb.FlatTensors:
 
 def infer_response(arrays: Mapping[str, NDArray[Any]]) -> pb.InferResponse:
     """An InferResponse holding ``arrays`` as its output tensors (field 3)."""
-    return pb.InferResponse.FromString(_field(3, _tensors_bytes(arrays)))
+    return pb.InferResponse.FromString(b"".join(_wrap(3, _tensors_parts(arrays))[0]))
 
 
 def decode_all(tensors: pb.FlatTensors) -> dict[str, NDArray[Any]]:
