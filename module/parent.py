@@ -27,6 +27,7 @@ from module.server import CHANNEL_OPTIONS
 
 _LOG = logging.getLogger(__name__)
 DEFAULT_TIMEOUT: Final = 10.0
+NO_DEADLINE_S: Final = 1e9  # a remaining time above this means "no deadline" (see _call_timeout)
 _FORMAT_MIME: Final = {camera_pb2.FORMAT_JPEG: "image/jpeg", camera_pb2.FORMAT_PNG: "image/png",
                        camera_pb2.FORMAT_RAW_RGBA: "image/vnd.viam.rgba", camera_pb2.FORMAT_RAW_DEPTH: "image/vnd.viam.dep"}
 _ERRORS: Final[dict[grpc.StatusCode, type[ModuleError]]] = {
@@ -44,6 +45,17 @@ class Frame:
     data: bytes
     mime_type: str
     source_name: str
+
+
+def _call_timeout(remaining: float | None) -> float:
+    """The time a call to the parent may take: the caller's remaining time when it has a deadline.
+
+    A call without a deadline reports ``time_remaining()`` of about 9.2e18 s (2**63 ns), not None; passed on as a
+    timeout, grpc turns that into an immediate DEADLINE_EXCEEDED. Those calls get DEFAULT_TIMEOUT instead.
+    """
+    if remaining is None or remaining > NO_DEADLINE_S:
+        return DEFAULT_TIMEOUT
+    return max(remaining, 0.001)  # already expired: fail at once with DEADLINE_EXCEEDED, do not wait the default
 
 
 def _translate(exc: grpc.RpcError, what: str) -> ModuleError:
@@ -72,8 +84,11 @@ class ParentClient:
             raise _translate(exc, f"reaching the parent at {self.address}") from None
 
     def get_frame(self, camera: str, timeout: float | None = None) -> Frame:
-        """The first image of ``camera`` (GetImages; GetImage on servers that predate it)."""
-        timeout = timeout or DEFAULT_TIMEOUT
+        """The first image of ``camera`` (GetImages; GetImage on servers that predate it).
+
+        ``timeout`` is the caller's remaining time (``context.time_remaining()``), or None: DEFAULT_TIMEOUT.
+        """
+        timeout = _call_timeout(timeout)
         try:
             reply = self._camera.GetImages(camera_pb2.GetImagesRequest(name=camera), timeout=timeout)
         except grpc.RpcError as exc:

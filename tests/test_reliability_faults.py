@@ -78,7 +78,8 @@ def rpc_error(call: Any, *args: Any, **kwargs: Any) -> grpc.RpcError:
     return info.value
 
 
-def from_camera(module: ModuleProcess, camera: str = "cam", timeout: float = 10) -> list[tuple[str, int, int, int, int]]:
+def from_camera(module: ModuleProcess, camera: str = "cam", timeout: float | None = 10
+                ) -> list[tuple[str, int, int, int, int]]:
     return boxes(module.vision.GetDetectionsFromCamera(
         vision_pb2.GetDetectionsFromCameraRequest(name="vis", camera_name=camera), timeout=timeout).detections)
 
@@ -182,6 +183,15 @@ def test_camera_slower_than_the_callers_deadline(w: World) -> None:
     reply = w.module.vision.CaptureAllFromCamera(vision_pb2.CaptureAllFromCameraRequest(
         name="vis", camera_name="cam", return_image=True, return_detections=True), timeout=10)
     assert boxes(reply.detections) == expected_boxes(DETECTOR) and reply.image.image == w.good_frame.data
+
+
+def test_camera_call_without_a_deadline(w: World) -> None:
+    """A client that sets no deadline (grpc reports ~9.2e18 s remaining) still gets its camera frame read, with the
+    module's own time limit on the parent call."""
+    assert from_camera(w.module, timeout=None) == expected_boxes(DETECTOR)
+    reply = w.module.vision.CaptureAllFromCamera(vision_pb2.CaptureAllFromCameraRequest(
+        name="vis", camera_name="cam", return_image=True, return_detections=True))
+    assert boxes(reply.detections) == expected_boxes(DETECTOR)
 
 
 def _bad_frames() -> list[tuple[str, CameraFrame, grpc.StatusCode]]:
