@@ -88,7 +88,7 @@ def render(result: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         "",
         f"Machine: {m.get('cpu')}, {m.get('cores')} cores ({', '.join(m.get('cpu_flags', []))}), "
         f"{m.get('platform')}, Python {m.get('python')}; load average at start {m.get('load_average_at_start')}, "
-        f"at end {m.get('load_average_at_end')}.",
+        f"at end {m.get('load_average_at_end')} (the end includes this benchmark's own processes).",
         "Packages: " + ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items() if v) + "; "
         + "viam-sdk side: " + ", ".join(f"{k} {v}" for k, v in (_get(result, "sdk_client_ours", "versions") or {}).items())
         + ".",
@@ -97,10 +97,11 @@ def render(result: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         f"({_get(result, 'image', 'bytes')} bytes). {s.get('samples')} samples per latency row.",
         "",
     ]
-    loads = [x for key in ("load_average_at_start", "load_average_at_end") for x in (m.get(key) or [])[:1]]
-    if loads and max(loads) >= 1.0:
-        lines += [f"**NOISY RUN: 1-minute load average reached {max(loads)} (other work was running on these "
-                  f"{m.get('cores')} cores); treat absolute numbers and ratios with care.**", ""]
+    # The load at the end includes this benchmark's own client and server; the one at the start does not.
+    start_load = (m.get("load_average_at_start") or [0.0])[0]
+    if start_load >= 1.0:
+        lines += [f"**NOISY RUN: the 1-minute load average was {start_load} when it started (other work was running "
+                  f"on these {m.get('cores')} cores); treat absolute numbers and ratios with care.**", ""]
     lines += [
         "### Latency (ms)",
         "",
