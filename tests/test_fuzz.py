@@ -289,3 +289,77 @@ def test_label_file_that_is_a_fifo_or_device_does_not_hang(tmp_path: Path) -> No
     for path in (str(fifo), "/dev/zero"):
         with pytest.raises(ConfigError, match="label file"):
             read_label_file(path)
+
+
+# --- atheris (coverage-guided; optional: runs when atheris is installed) ---------------------------------------------
+
+ATHERIS_SCRIPT = r'''
+import sys
+import atheris
+
+with atheris.instrument_imports():
+    from google.protobuf import struct_pb2
+    from google.protobuf.message import DecodeError
+    from module import tensors
+    from module.config_attrs import struct_to_dict
+    from module.errors import ConfigError, InvalidInputError
+    from module.gen.service.mlmodel.v1 import mlmodel_pb2
+    from module.labels import parse_labels
+    from module.mlmodel.config import TFLiteConfig
+    from module.vision.config import VisionConfig
+
+
+def one_input(data: bytes) -> None:
+    if not data:
+        return
+    kind, body = data[0] % 3, data[1:]
+    if kind == 0:
+        try:
+            message = mlmodel_pb2.FlatTensors.FromString(body)
+        except DecodeError:
+            return
+        try:
+            tensors.decode_all(message)
+        except InvalidInputError:
+            pass
+    elif kind == 1:
+        try:
+            message = struct_pb2.Struct.FromString(body)
+        except DecodeError:
+            return
+        try:
+            raw = struct_to_dict(message)
+        except (ConfigError, InvalidInputError):
+            return
+        for parse in (TFLiteConfig.parse, VisionConfig.parse):
+            try:
+                parse(raw)
+            except ConfigError:
+                pass
+    else:
+        parse_labels(body)
+
+
+atheris.Setup(sys.argv, one_input)
+atheris.Fuzz()
+'''
+
+
+@pytest.mark.timeout(180)
+def test_atheris_flat_tensors_structs_and_labels(tmp_path: Path) -> None:
+    """Coverage-guided fuzzing of the same three parsers (libFuzzer via atheris), a fixed number of runs."""
+    pytest.importorskip("atheris")
+    import subprocess
+    import sys
+
+    from tests.harness import REPO
+
+    script = tmp_path / "fuzz_atheris.py"
+    script.write_text(ATHERIS_SCRIPT)
+    runs = 30_000
+    result = subprocess.run([sys.executable, str(script), f"-runs={runs}", "-max_len=512", "-seed=1",
+                             f"-artifact_prefix={tmp_path}/"], cwd=REPO, capture_output=True, text=True, timeout=170,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    tail = (result.stdout + result.stderr)[-3000:]
+    assert result.returncode == 0, tail
+    assert f"Done {runs} runs" in tail, tail
