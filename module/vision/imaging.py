@@ -44,7 +44,10 @@ MIME_JPEG: Final = "image/jpeg"
 MIME_PNG: Final = "image/png"
 MIME_BMP: Final = "image/bmp"
 MIME_RGBA: Final = "image/vnd.viam.rgba"
-_PIL_FORMATS: Final = {MIME_JPEG: ("JPEG",), MIME_PNG: ("PNG",), MIME_BMP: ("BMP",), "": ("JPEG", "PNG", "BMP")}
+# The declared format is tried first, then the others: clients mislabel images (the Python SDK's VisionClient
+# sends every image as image/jpeg), and the bytes themselves say unambiguously which decoder fits.
+_PIL_FORMATS: Final = {MIME_JPEG: ("JPEG", "PNG", "BMP"), MIME_PNG: ("PNG", "JPEG", "BMP"),
+                       MIME_BMP: ("BMP", "JPEG", "PNG"), "": ("JPEG", "PNG", "BMP")}
 SUPPORTED_MIME_TYPES: Final = (MIME_JPEG, MIME_PNG, MIME_BMP, MIME_RGBA)
 _SUPPORTED_TEXT: Final = ", ".join(SUPPORTED_MIME_TYPES) + ' (each optionally with "+lazy"), or "" to detect'
 _DRAFT_MIN_FACTOR: Final = 2
@@ -102,9 +105,9 @@ def open_image(data: bytes, mime_type: str = "") -> PIL.Image.Image:
         raise InvalidInputError(f"unsupported image mime type {mime_type!r}; supported: {_SUPPORTED_TEXT}")
     if not data:
         raise InvalidInputError(f"image data is empty (mime type {mime_type!r})")
-    if mime == MIME_RGBA or (mime == "" and data[:4] == RGBA_MAGIC):
+    if mime == MIME_RGBA or data[:4] == RGBA_MAGIC:
         return _open_rgba(data)
-    what = mime or "JPEG, PNG or BMP"
+    what = f"{mime} (or JPEG, PNG, BMP)" if mime else "JPEG, PNG or BMP"
     try:
         img = PIL.Image.open(io.BytesIO(data), formats=_PIL_FORMATS[mime])
     except PIL.Image.DecompressionBombError as exc:
