@@ -17,6 +17,7 @@ import signal
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,16 +195,39 @@ def test_camera_call_without_a_deadline(w: World) -> None:
     assert boxes(reply.detections) == expected_boxes(DETECTOR)
 
 
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels, with one tiny IDAT chunk: a decompression bomb as
+    far as any decoder that trusts the header is concerned."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _jpeg_claiming(width: int, height: int) -> bytes:
+    """A real small JPEG whose SOF0 header was rewritten to claim ``width`` x ``height``."""
+    data = bytearray(encoded(image(), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, height, width)
+    return bytes(data)
+
+
 def _bad_frames() -> list[tuple[str, CameraFrame, grpc.StatusCode]]:
     png = encoded(image(), "PNG")
     jpeg = encoded(image(), "JPEG")
     return [
+        ("png-bomb-100000x100000", CameraFrame(_png_header_only(100_000, 100_000), "image/png"),
+         grpc.StatusCode.RESOURCE_EXHAUSTED),
+        ("png-8000x8000-over-the-limit", CameraFrame(_png_header_only(8000, 8000), "image/png"),
+         grpc.StatusCode.RESOURCE_EXHAUSTED),
+        ("jpeg-claiming-65500x65500", CameraFrame(_jpeg_claiming(65500, 65500), "image/jpeg"),
+         grpc.StatusCode.RESOURCE_EXHAUSTED),
         ("empty", CameraFrame(b"", "image/jpeg"), grpc.StatusCode.INVALID_ARGUMENT),
         ("garbage-jpeg", CameraFrame(b"\xff\xd8\xff\xe0 not really a jpeg" * 4, "image/jpeg"),
          grpc.StatusCode.INVALID_ARGUMENT),
         ("truncated-jpeg", CameraFrame(jpeg[: len(jpeg) // 3], "image/jpeg"), grpc.StatusCode.INVALID_ARGUMENT),
         ("truncated-png", CameraFrame(png[: len(png) // 2], "image/png"), grpc.StatusCode.INVALID_ARGUMENT),
-        ("png-labelled-jpeg", CameraFrame(png, "image/jpeg"), grpc.StatusCode.INVALID_ARGUMENT),
         ("zero-size-rgba", CameraFrame(b"RGBA" + struct.pack(">II", 0, 0), "image/vnd.viam.rgba"),
          grpc.StatusCode.INVALID_ARGUMENT),
         ("short-rgba", CameraFrame(b"RGBA" + struct.pack(">II", 100, 100) + b"\0" * 10, "image/vnd.viam.rgba"),
