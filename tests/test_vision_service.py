@@ -336,7 +336,7 @@ def test_errors_are_module_errors(harness: Harness) -> None:
     """Every failure the caller can cause is a ModuleError (a status code), never a stray exception (INTERNAL)."""
     service = harness.service(detector())
     for data, mime in ((b"", "image/png"), (b"\x89PNG\r\n\x1a\n garbage", "image/png"), (image_bytes(), "image/gif"),
-                       (image_bytes(), "image/jpeg"), (b"RGBA\x00\x00\x00\x02\x00\x00\x00\x02", "image/vnd.viam.rgba")):
+                       (b"GIF89a not supported", "image/jpeg"), (b"RGBA\x00\x00\x00\x02\x00\x00\x00\x02", "image/vnd.viam.rgba")):
         with pytest.raises(ModuleError):
             service.detections(data, mime)
 

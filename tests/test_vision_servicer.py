@@ -171,7 +171,7 @@ def test_get_classifications_all_when_n_is_zero(module: Module) -> None:
     (b"\xff\xd8\xff\xe0 this is not a jpeg", "image/jpeg"),
     (IMAGES["image/png"][:200], "image/png"),  # truncated
     (b"", "image/png"),
-    (IMAGES["image/png"], "image/jpeg"),  # says JPEG, is PNG
+    (b"GIF89a\x01\x00\x01\x00", "image/jpeg"),  # says JPEG, is a (truncated) GIF: not a supported format
     (b"RGBA\x00\x00\x00\x10\x00\x00\x00\x10\x00", "image/vnd.viam.rgba"),  # header says 16x16, no pixels
     (b"random bytes", ""),
 ])
