@@ -268,7 +268,9 @@ def test_sigterm_under_load_exits_in_time_and_every_call_ends_cleanly(tmp_path: 
         assert not os.path.exists(module.socket)
         assert set(before) == {"OK"}, before
         assert sum(in_flight.values()) >= 1, "no call was in flight at the signal: the test tested nothing"
-        assert set(in_flight) <= CLEAN_CODES and set(later) <= CLEAN_CODES - {"OK"}, (in_flight, later)
+        # A call may still start and succeed in the moment before the module acts on the signal.
+        assert set(in_flight) <= CLEAN_CODES and set(later) <= CLEAN_CODES, (in_flight, later)
+        assert later["UNAVAILABLE"] >= 1, "no call was refused after the signal"
         assert not any(w.is_alive() for w in workers), "a call hung after the module exited"
         assert "Traceback" not in module.log(), module.log()[-3000:]
     finally:
