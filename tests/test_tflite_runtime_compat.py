@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv-tflite-runtime"
-PINS = ("numpy<2", "tflite-runtime==2.14.0")
+PINS = ("numpy<2", "tflite-runtime==2.14.0", "pytest>=8", "pytest-timeout>=2.3")
 TOLERANCE = 0.02
 # ai-edge-litert runs uint8/int8 models on XNNPACK's quantized kernels, tflite-runtime 2.14 on its built-in ones;
 # they round differently. Measured on these models: up to 14 quantization steps of 1/256 (mobilenet_v2 quant on
@@ -197,3 +197,14 @@ def test_invalid_models_fail_cleanly_in_both(name: str, detail: str, with_tflite
     for runtime, results in (("tflite-runtime", with_tflite_runtime), ("ai-edge-litert", with_litert)):
         assert results[name]["error"] == "ModelLoadError"
         assert f"loaded by {runtime}" in results[name]["message"] and detail in results[name]["message"]
+
+
+def test_factory_models_run_on_tflite_runtime(tflite_runtime_python: Path) -> None:
+    """Every synthetic model (each dtype, multiple inputs, dynamic shapes, metadata) also loads and runs on the
+    fallback runtime: tests/test_tflite_builder.py, run in the NumPy 1.x venv where tflite-runtime works."""
+    done = subprocess.run([str(tflite_runtime_python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/test_tflite_builder.py", "-k", "tflite_runtime"],
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout[-2000:]
