@@ -41,7 +41,7 @@ class ErrorBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                with call_state.serving(context.is_active):
+                with call_state.serving(lambda: _wanted(context)):
                     return inner(request, context)
             except ModuleError as exc:
                 context.abort(exc.code, str(exc))
@@ -51,6 +51,13 @@ class ErrorBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
 
         return grpc.unary_unary_rpc_method_handler(guarded, request_deserializer=handler.request_deserializer,
                                                    response_serializer=handler.response_serializer)
+
+
+def _wanted(context: grpc.ServicerContext) -> bool:
+    """The call is neither cancelled nor past its deadline. The deadline is checked directly: grpc learns that it
+    passed from an event its polling thread may process late on a busy machine."""
+    remaining = context.time_remaining()
+    return bool(context.is_active()) and (remaining is None or remaining > 0)
 
 
 def build_server(address: str, *, tcp: bool, servicers: Iterable[Callable[[grpc.Server], None]],
