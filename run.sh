@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The entrypoint viam-server runs:   ./run.sh <socket path> [--log-level=LEVEL] [--tcp-mode]
-# and, for people:                   ./run.sh demo | ./run.sh local ... | ./run.sh test | ./run.sh bench
+# and, for people:                   ./run.sh demo | ./run.sh local ... | ./run.sh test | ./run.sh bench | ./run.sh soak
 #
 # The first start creates .venv next to this file and installs the dependencies (about a minute); later starts
 # only check a stamp file, so the module is up in well under the time viam-server allows.
@@ -55,6 +55,11 @@ case "${1:-}" in
         ensure_venv dev
         exec "$VENV/bin/python" -u -m bench "$@"
         ;;
+    soak)
+        shift
+        ensure_venv dev
+        exec "$VENV/bin/python" -u -m bench.soak "$@"
+        ;;
     demo|local)
         ensure_venv base
         # Paths on the command line (config, --images, --out) are relative to where the user ran run.sh.
@@ -62,7 +67,7 @@ case "${1:-}" in
         PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" exec "$VENV/bin/python" -u -m module.local "$@"
         ;;
     "")
-        echo "usage: $0 <socket path> [--log-level=LEVEL] [--tcp-mode] | demo | local ... | test | bench" >&2
+        echo "usage: $0 <socket path> [--log-level=LEVEL] [--tcp-mode] | demo | local ... | test | bench | soak" >&2
         exit 2
         ;;
     *)
