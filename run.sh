@@ -53,6 +53,7 @@ case "${1:-}" in
     bench)
         shift
         ensure_venv dev
+        bash bench/setup_envs.sh  # the comparison venvs (tflite-runtime, viam-sdk); quick once they exist
         exec "$VENV/bin/python" -u -m bench "$@"
         ;;
     soak)
