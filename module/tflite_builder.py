@@ -31,8 +31,15 @@ import numpy as np
 import tflite
 
 from module.mlmodel.tflite_metadata import (
-    ASSOCIATED_FILE_TYPES, BOX_TYPES, COLOR_SPACES, CONTENT_TYPES, COORDINATE_TYPES, METADATA_NAME, AssociatedFile,
-    ModelMetadata, TensorMetadata,
+    ASSOCIATED_FILE_TYPES,
+    BOX_TYPES,
+    COLOR_SPACES,
+    CONTENT_TYPES,
+    COORDINATE_TYPES,
+    METADATA_NAME,
+    AssociatedFile,
+    ModelMetadata,
+    TensorMetadata,
 )
 
 # name -> (tflite.TensorType value, numpy dtype)

@@ -17,6 +17,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from module import tensors
 from module.errors import DeadlineError, InvalidInputError, NotFoundError, UnavailableError
 from module.gen.common.v1 import common_pb2
 from module.gen.robot.v1 import robot_pb2, robot_pb2_grpc
@@ -26,7 +27,6 @@ from module.mlmodel.proto import info_to_proto
 from module.mlmodel.types import ModelInfo, TensorInfo
 from module.parent import ParentClient
 from module.server import CHANNEL_OPTIONS
-from module import tensors
 from module.vision.imaging import open_image
 from tests.fake_parent import FakeParent, HandlerError, frame
 from tests.harness import short_tempdir

@@ -13,11 +13,10 @@ import pytest
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import FieldDescriptor as F
 
-from tests.harness import REPO
-
 import module.gen.module.v1.module_pb2  # noqa: F401  (registers every file in the default pool)
 import module.gen.service.mlmodel.v1.mlmodel_pb2  # noqa: F401
 import module.gen.service.vision.v1.vision_pb2  # noqa: F401
+from tests.harness import REPO
 
 EXPECTED = {
     # message: {field: (number, type, label_or_presence)}

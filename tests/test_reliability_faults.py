@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import struct
-import threading
 import time
 import zlib
 from collections.abc import Iterator

@@ -29,7 +29,7 @@ import pytest
 from module import tensors
 from module.config_attrs import dict_to_struct
 from module.gen.common.v1 import common_pb2
-from module.gen.service.mlmodel.v1 import mlmodel_pb2, mlmodel_pb2_grpc
+from module.gen.service.mlmodel.v1 import mlmodel_pb2
 from module.gen.service.vision.v1 import vision_pb2
 from tests.fake_parent import CameraFrame, FakeParent
 from tests.harness import MLMODEL, REPO, VISION, ModuleProcess, short_tempdir

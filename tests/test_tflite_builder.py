@@ -12,7 +12,12 @@ import pytest
 import tflite
 
 from module.mlmodel.tflite_metadata import (
-    AssociatedFile, ModelMetadata, TensorMetadata, label_file_for, parse_metadata_buffer, read_model_metadata,
+    AssociatedFile,
+    ModelMetadata,
+    TensorMetadata,
+    label_file_for,
+    parse_metadata_buffer,
+    read_model_metadata,
 )
 from module.tflite_builder import DTYPES, ModelBuilder, embed_files, write_metadata
 from tests import model_factory

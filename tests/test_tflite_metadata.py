@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import zipfile
 
 import pytest
 
 from module.labels import parse_labels
 from module.mlmodel.tflite_metadata import (
-    ModelMetadata, TensorMetadata, label_file_for, parse_metadata_buffer, read_embedded_files, read_model_metadata,
+    ModelMetadata,
+    TensorMetadata,
+    label_file_for,
+    parse_metadata_buffer,
+    read_embedded_files,
+    read_model_metadata,
 )
 from tests import model_factory
 from tests.testdata import require_testdata

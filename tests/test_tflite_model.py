@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from module.errors import ConfigError, FailedPreconditionError, InvalidInputError, ModelLoadError
 from module.labels import parse_labels
@@ -24,6 +23,7 @@ from module.mlmodel.tflite_metadata import read_embedded_files
 from module.mlmodel.tflite_model import TFLiteModel
 from tests import model_factory
 from tests.testdata import require_testdata
+from tests.tflite_runtime_script import preprocess as reference_preprocess
 
 SSD = "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
 SSD_NO_METADATA = "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29_no_metadata.tflite"
@@ -90,13 +90,7 @@ def reference() -> dict[str, Any]:
 
 def preprocess(image: str, width: int, height: int, dtype: str) -> np.ndarray:
     """Exactly what the reference run did (testdata README section 2)."""
-    path = require_testdata(f"images/{image}") / "images" / image
-    pixels = np.asarray(Image.open(path).convert("RGB").resize((width, height), Image.BILINEAR))[None]
-    if dtype == "float32":
-        return ((pixels.astype(np.float32) - 127.5) / 127.5).astype(np.float32)
-    if dtype == "int8":
-        return (pixels.astype(np.int16) - 128).astype(np.int8)
-    return pixels
+    return reference_preprocess(require_testdata(f"images/{image}") / "images" / image, width, height, dtype)
 
 
 def model_input(model: TFLiteModel, image: str) -> dict[str, np.ndarray]:

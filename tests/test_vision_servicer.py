@@ -279,7 +279,7 @@ def test_do_command(module: Module) -> None:
     assert stats["stages"]["infer"]["count"] >= 1 and set(stats["stages"]) >= {"decode", "preprocess", "infer",
                                                                                    "postprocess"}
     for bad in ({"command": "set_thresholds", "iou_threshold": 5}, {"command": "set_thresholds", "bogus": 1}):
-        err = rpc_error(lambda: do_command(module, name, bad))
+        err = rpc_error(lambda bad=bad: do_command(module, name, bad))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert do_command(module, name, {"command": "get_config"})["thresholds"]["default_minimum_confidence"] == 0.5
     err = rpc_error(lambda: do_command(module, name, {"command": "explode"}))

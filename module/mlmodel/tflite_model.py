@@ -137,7 +137,7 @@ class TFLiteModel:
             for spec, array in arrays:
                 interpreter.set_tensor(spec.index, array)
             interpreter.invoke()
-            outputs = {name: interpreter.get_tensor(index) for name, index in zip(self._output_names, slot.outputs)}
+            outputs = {name: interpreter.get_tensor(index) for name, index in zip(self._output_names, slot.outputs, strict=True)}
         with self._count_lock:
             self.infer_count += 1
         return outputs
@@ -169,7 +169,7 @@ class TFLiteModel:
             raise InvalidInputError(f"input tensor {given!r} has dtype {array.dtype}; input {spec.name!r} takes {spec.dtype}")
         shape = array.shape
         fits = len(shape) == len(spec.signature) and all(
-            (want == -1 and got > 0) or want == got for want, got in zip(spec.signature, shape))
+            (want == -1 and got > 0) or want == got for want, got in zip(spec.signature, shape, strict=False))
         if not fits:
             raise InvalidInputError(f"input tensor {given!r} has shape {_shape_text(shape)}; input {spec.name!r} takes "
                                     f"shape {_shape_text(spec.signature)} (-1 = any size)")

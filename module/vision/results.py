@@ -13,8 +13,17 @@ from module.errors import FailedPreconditionError
 from module.vision.config import Thresholds
 from module.vision.imaging import Letterbox
 from module.vision.plan import ClassifierPlan, DetectorPlan
-from module.vision.postprocess import (ConfidenceRule, boxes_to_original, dequantize, label_for, looks_normalized, nms,
-                                       scores_to_probabilities, to_xyxy, top_n)
+from module.vision.postprocess import (
+    ConfidenceRule,
+    boxes_to_original,
+    dequantize,
+    label_for,
+    looks_normalized,
+    nms,
+    scores_to_probabilities,
+    to_xyxy,
+    top_n,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +117,7 @@ def _to_detections(pixels: NDArray[np.float64], scores: NDArray[np.float64], nam
     ints[:, 3] = np.maximum(ints[:, 3], np.minimum(ints[:, 1] + 1, height))
     norm = ints / np.array([width, height, width, height], dtype=np.float64)
     return [Detection(int(b[0]), int(b[1]), int(b[2]), int(b[3]), float(r[0]), float(r[1]), float(r[2]), float(r[3]),
-                      float(s), name) for b, r, s, name in zip(ints, norm, scores, names)]
+                      float(s), name) for b, r, s, name in zip(ints, norm, scores, names, strict=True)]
 
 
 def classifications(outputs: Mapping[str, NDArray[Any]], plan: ClassifierPlan, labels: tuple[str, ...],
@@ -118,5 +127,5 @@ def classifications(outputs: Mapping[str, NDArray[Any]], plan: ClassifierPlan, l
     order = top_n(probs, 0)
     names = [label_for(int(i), labels) for i in order]
     keep = rule_of(thresholds).keep_mask(names, probs[order])
-    result = [Classification(name, float(p)) for name, p, k in zip(names, probs[order], keep) if k]
+    result = [Classification(name, float(p)) for name, p, k in zip(names, probs[order], keep, strict=True) if k]
     return result[:n] if n > 0 else result

@@ -18,8 +18,8 @@ from module.registry import ResourceContext
 from module.vision import results
 from module.vision.config import Thresholds, VisionConfig
 from module.vision.imaging import open_image, to_model_input
-from module.vision.plan import Plan, make_plan
 from module.vision.model_source import ModelSource
+from module.vision.plan import Plan, make_plan
 from module.vision.stats import StageStats
 from module.vision.tensorize import image_to_tensor
 
