@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import threading
@@ -278,7 +279,30 @@ def overhead(model_path: Path, jpeg: bytes, n: int) -> dict[str, Any]:
         out["socket_get_properties_ms"] = summary(time_calls(lambda: process.vision.GetProperties(props, timeout=30), n))
     finally:
         process.close()
+    out["grpc_floor_270kb_ms"] = summary(grpc_floor(infer_request.SerializeToString(), n))
     return out
+
+
+def grpc_floor(payload: bytes, n: int) -> list[float]:
+    """A unary call carrying ``payload`` to a grpcio server (same options, Unix socket) whose handler does nothing:
+    what grpcio itself costs to move the bytes, with no module code on either side."""
+    from concurrent import futures
+
+    folder = short_tempdir()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=CHANNEL_OPTIONS)
+    handler = grpc.unary_unary_rpc_method_handler(lambda request, context: b"")
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Floor", {"Call": handler}),))
+    socket = os.path.join(folder, "floor.sock")
+    server.add_insecure_port(f"unix:{socket}")
+    server.start()
+    channel = grpc.insecure_channel(f"unix:{socket}", options=CHANNEL_OPTIONS)
+    try:
+        call = channel.unary_unary("/bench.Floor/Call")
+        return time_calls(lambda: call(payload, timeout=30), n)
+    finally:
+        channel.close()
+        server.stop(0)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- 5. FlatTensor ---------------------------------------------------------------------------------------------------

@@ -198,6 +198,8 @@ def render(result: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                      "decode + resize + postprocess"),
             _lat_row("GetDetections 640x480 JPEG over socket, grpcio", ov.get("socket_get_detections_ms")),
             _lat_row("GetProperties over socket (fixed cost of one RPC)", ov.get("socket_get_properties_ms")),
+            _lat_row("grpcio alone: a call carrying the same 270 kB to a do-nothing handler", ov.get("grpc_floor_270kb_ms"),
+                     "the transport floor, no module code"),
             "",
         ]
     ft = result.get("flat_tensor_1m_float32", {})
