@@ -66,6 +66,8 @@ def main(argv: list[str]) -> int:
         result["flat_tensor_1m_float32"] = cases.flat_tensor(repeats=20 if args.quick else 50)
         cases.log("module overhead (constant detector)")
         result["overhead"] = cases.overhead(cases.constant_detector(Path(tmp)), jpeg, 2 * n)
+        cases.log("targets, interleaved: bare invoke / in-process / over the socket")
+        result["paired"] = cases.paired(jpeg, n)
         cases.log("in-process pipeline")
         result["in_process"] = cases.in_process(jpeg, n)
         result["in_process"]["profile_top"] = cases.profile_in_process(jpeg, 50 if args.quick else 300)
