@@ -132,26 +132,33 @@ def bare_interpreters(n: int, tflite_runtime_python: str | None) -> dict[str, An
 
 # --- 2. in-process pipeline ------------------------------------------------------------------------------------------
 
-def in_process(jpeg: bytes, n: int) -> dict[str, Any]:
-    """The module's own VisionService + TFLiteModel objects, called directly (no gRPC), plus a stage breakdown."""
+def in_process_service(attrs: dict[str, Any], name: str) -> tuple[Any, Any]:
+    """A TFLiteModel called ``name`` and a VisionService on it, in this process (no gRPC): (model, service)."""
     from module.mlmodel.config import TFLiteConfig
     from module.mlmodel.tflite_model import TFLiteModel
     from module.registry import ResourceContext
     from module.resource_names import MLMODEL_API
     from module.resources import ResourceManager
-    from module.vision import results
     from module.vision.config import VisionConfig
-    from module.vision.imaging import open_image, to_model_input
-    from module.vision.plan import make_plan
     from module.vision.service import VisionService
-    from module.vision.tensorize import image_to_tensor
 
     resources = ResourceManager()
-    model = TFLiteModel(TFLiteConfig.parse(SSD_ATTRS), name="ssd")
-    resources.put(MLMODEL_API, "ssd", model)
-    config = VisionConfig.parse({"mlmodel_name": "ssd"})
+    model = TFLiteModel(TFLiteConfig.parse(attrs), name=name)
+    resources.put(MLMODEL_API, name, model)
     service = VisionService.create(ResourceContext(name="vis", dependencies=(), resources=resources,
-                                                   parent=lambda: None), config)
+                                                   parent=lambda: None), VisionConfig.parse({"mlmodel_name": name}))
+    return model, service
+
+
+def in_process(jpeg: bytes, n: int) -> dict[str, Any]:
+    """The module's own VisionService + TFLiteModel objects, called directly (no gRPC), plus a stage breakdown."""
+    from module.vision import results
+    from module.vision.imaging import open_image, to_model_input
+    from module.vision.plan import make_plan
+    from module.vision.tensorize import image_to_tensor
+
+    model, service = in_process_service(SSD_ATTRS, "ssd")
+    config = service.config
     found = service.detections(jpeg, "image/jpeg")
     out: dict[str, Any] = {"runtime": model.runtime.name, "detections_per_call": len(found)}
     # The floor, measured right here so the comparisons below share the machine's state.
@@ -197,24 +204,13 @@ def paired(jpeg: bytes, n: int) -> dict[str, Any]:
     1 ms the targets are about. Here each round times the bare interpreter, the in-process pipeline and the same
     calls over the socket back to back.
     """
-    from module.mlmodel.config import TFLiteConfig
-    from module.mlmodel.tflite_model import TFLiteModel
-    from module.registry import ResourceContext
-    from module.resource_names import MLMODEL_API
-    from module.resources import ResourceManager
-    from module.vision.config import VisionConfig
-    from module.vision.service import VisionService
 
     tensor = np.random.default_rng(0).integers(0, 255, size=(1, 300, 300, 3), dtype=np.uint8)
     interp = bare.interpreter_class("ai-edge-litert")(model_path=str(SSD), num_threads=1)
     interp.allocate_tensors()
     index = interp.get_input_details()[0]["index"]
     interp.set_tensor(index, tensor)
-    resources = ResourceManager()
-    model = TFLiteModel(TFLiteConfig.parse(SSD_ATTRS), name="ssd")
-    resources.put(MLMODEL_API, "ssd", model)
-    service = VisionService.create(ResourceContext(name="vis", dependencies=(), resources=resources,
-                                                   parent=lambda: None), VisionConfig.parse({"mlmodel_name": "ssd"}))
+    model, service = in_process_service(SSD_ATTRS, "ssd")
     process, _ = start_ours(False)
     try:
         process.add("ssd", MLMODEL, SSD_ATTRS)
@@ -248,19 +244,8 @@ def profile_in_process(jpeg: bytes, n: int = 200) -> str:
     import cProfile
     import pstats
 
-    from module.mlmodel.config import TFLiteConfig
-    from module.mlmodel.tflite_model import TFLiteModel
-    from module.registry import ResourceContext
-    from module.resource_names import MLMODEL_API
-    from module.resources import ResourceManager
-    from module.vision.config import VisionConfig
-    from module.vision.service import VisionService
 
-    resources = ResourceManager()
-    model = TFLiteModel(TFLiteConfig.parse(SSD_ATTRS), name="ssd")
-    resources.put(MLMODEL_API, "ssd", model)
-    service = VisionService.create(ResourceContext(name="vis", dependencies=(), resources=resources,
-                                                   parent=lambda: None), VisionConfig.parse({"mlmodel_name": "ssd"}))
+    model, service = in_process_service(SSD_ATTRS, "ssd")
     service.detections(jpeg, "image/jpeg")
     profiler = cProfile.Profile()
     profiler.enable()
@@ -289,13 +274,6 @@ def constant_detector(out_dir: Path) -> Path:
 
 def overhead(model_path: Path, jpeg: bytes, n: int) -> dict[str, Any]:
     """What the module adds around ``invoke()``: the same calls as the SSD rows, on a model that costs ~nothing."""
-    from module.mlmodel.config import TFLiteConfig
-    from module.mlmodel.tflite_model import TFLiteModel
-    from module.registry import ResourceContext
-    from module.resource_names import MLMODEL_API
-    from module.resources import ResourceManager
-    from module.vision.config import VisionConfig
-    from module.vision.service import VisionService
 
     tensor = np.random.default_rng(0).integers(0, 255, size=(1, 300, 300, 3), dtype=np.uint8)
     interp = bare.interpreter_class("ai-edge-litert")(model_path=str(model_path), num_threads=1)
@@ -311,11 +289,7 @@ def overhead(model_path: Path, jpeg: bytes, n: int) -> dict[str, Any]:
 
     out: dict[str, Any] = {"bare_set_invoke_get_ms": summary(time_calls(bare_call, n))}
     attrs = {"model_path": str(model_path), "num_threads": 1, "pool_size": 2}
-    resources = ResourceManager()
-    model = TFLiteModel(TFLiteConfig.parse(attrs), name="const")
-    resources.put(MLMODEL_API, "const", model)
-    service = VisionService.create(ResourceContext(name="v", dependencies=(), resources=resources,
-                                                   parent=lambda: None), VisionConfig.parse({"mlmodel_name": "const"}))
+    model, service = in_process_service(attrs, "const")
     out["in_process_infer_ms"] = summary(time_calls(lambda: model.infer({"x": tensor}), n))
     out["in_process_get_detections_ms"] = summary(time_calls(lambda: service.detections(jpeg, "image/jpeg"), n))
     model.close()
