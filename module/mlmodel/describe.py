@@ -9,6 +9,7 @@ import numpy as np
 
 from module.mlmodel.tflite_metadata import ModelMetadata, TensorMetadata
 from module.mlmodel.types import FileInfo, ModelInfo, TensorInfo
+from module.vision.postprocess import viam_order_from_tflite_index
 
 _LABEL_TYPES = {"TENSOR_VALUE_LABELS": "tensor_value", "TENSOR_AXIS_LABELS": "tensor_axis"}
 
@@ -77,10 +78,7 @@ def _quantization(detail: dict[str, Any], extra: dict[str, Any]) -> None:
 def _layout(meta: TensorMetadata, extra: dict[str, Any]) -> None:
     if meta.box_index is not None and len(meta.box_index) == 4 and sorted(meta.box_index) == [0, 1, 2, 3]:
         # TFLite's index[k] is the position of coordinate k; Viam's boxOrder[i] is the coordinate at position i.
-        order = [0, 0, 0, 0]
-        for coordinate, position in enumerate(meta.box_index):
-            order[position] = coordinate
-        extra["boxOrder"] = order
+        extra["boxOrder"] = list(viam_order_from_tflite_index(meta.box_index))
     if meta.box_coordinate_type:
         extra["box_coordinate_type"] = meta.box_coordinate_type.lower()
     if meta.normalization_mean:

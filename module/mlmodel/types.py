@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
 from numpy.typing import NDArray
 
 LABEL_TYPES = ("", "tensor_value", "tensor_axis")
@@ -51,6 +50,3 @@ class MLModel(Protocol):
 
     def infer(self, inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]: ...
 
-
-def as_dtype(name: str) -> np.dtype[Any]:
-    return np.dtype(name)
