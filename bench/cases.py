@@ -211,10 +211,8 @@ def paired(jpeg: bytes, n: int) -> dict[str, Any]:
     index = interp.get_input_details()[0]["index"]
     interp.set_tensor(index, tensor)
     model, service = in_process_service(SSD_ATTRS, "ssd")
-    process, _ = start_ours(False)
+    process = serving(SSD_ATTRS, "ssd", "vis")
     try:
-        process.add("ssd", MLMODEL, SSD_ATTRS)
-        process.add("vis", VISION, {"mlmodel_name": "ssd"}, deps=("rdk:service:mlmodel/ssd",))
         assert process.channel is not None
         request = mlpb.InferRequest(name="ssd", input_tensors=tensors.encode_all({"image": tensor}))
         calls: dict[str, Callable[[], Any]] = {
@@ -294,10 +292,8 @@ def overhead(model_path: Path, jpeg: bytes, n: int) -> dict[str, Any]:
     out["in_process_get_detections_ms"] = summary(time_calls(lambda: service.detections(jpeg, "image/jpeg"), n))
     model.close()
 
-    process, _ = start_ours(False)
+    process = serving(attrs, "const", "v")
     try:
-        process.add("const", MLMODEL, attrs)
-        process.add("v", VISION, {"mlmodel_name": "const"}, deps=("rdk:service:mlmodel/const",))
         assert process.channel is not None
         infer_request = mlpb.InferRequest(name="const", input_tensors=tensors.encode_all({"image": tensor}))
         out["socket_infer_ms"] = summary(time_calls(lambda: process.mlmodel.Infer(infer_request, timeout=30), n))
@@ -440,6 +436,18 @@ def start_sdk(python: str) -> tuple[SdkAlternative, float]:
     process.connect()
     _ready(process.module)
     return process, time.perf_counter() - started
+
+
+def serving(attrs: dict[str, Any], mlmodel: str, vision: str) -> ModuleProcess:
+    """This module started (python -m module) with an mlmodel ``mlmodel`` and a vision service ``vision`` on it."""
+    process, _ = start_ours(False)
+    try:
+        process.add(mlmodel, MLMODEL, attrs)
+        process.add(vision, VISION, {"mlmodel_name": mlmodel}, deps=(f"rdk:service:mlmodel/{mlmodel}",))
+    except BaseException:
+        process.close()
+        raise
+    return process
 
 
 def start_times(start: Callable[[], tuple[Any, float]], repeats: int) -> dict[str, Any]:
