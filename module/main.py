@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Final
 
 from module.gen.module.v1 import module_pb2, module_pb2_grpc
-from module.gen.service.mlmodel.v1 import mlmodel_pb2_grpc
 from module.gen.service.vision.v1 import vision_pb2_grpc
 from module.lifecycle import Lifecycle
 from module.logs import ParentLogHandler, level_from_arg, setup_stdout_logging
@@ -22,6 +21,7 @@ from module.module_service import ModuleServicer
 from module.parent import ParentClient
 from module.server import build_server
 from module.servicers.mlmodel import MLModelServicer
+from module.servicers.mlmodel import add_to_server as add_mlmodel_servicer
 from module.servicers.vision import VisionServicer
 
 _LOG = logging.getLogger("module")
@@ -60,7 +60,7 @@ class ModuleProcess:
         resources = self.lifecycle.resources
         self.server = build_server(address, tcp=tcp, servicers=[
             lambda s: module_pb2_grpc.add_ModuleServiceServicer_to_server(ModuleServicer(self.lifecycle, services), s),
-            lambda s: mlmodel_pb2_grpc.add_MLModelServiceServicer_to_server(MLModelServicer(resources), s),
+            lambda s: add_mlmodel_servicer(MLModelServicer(resources), s),
             lambda s: vision_pb2_grpc.add_VisionServiceServicer_to_server(VisionServicer(resources), s),
         ], service_names=[module_pb2.DESCRIPTOR.services_by_name["ModuleService"].full_name, *services.values()])
         self._log_handler: ParentLogHandler | None = None

@@ -159,9 +159,16 @@ def encode_all(arrays: Mapping[str, NDArray[Any]]) -> pb.FlatTensors:
     return pb.FlatTensors.FromString(_tensors_bytes(arrays))
 
 
+def infer_response_bytes(arrays: Mapping[str, NDArray[Any]]) -> bytes:
+    """The wire bytes of an InferResponse holding ``arrays`` as its output tensors (field 3), ready to send: the
+    server passes them through instead of parsing them into a message and serializing that again (two copies of
+    every output; 30 ms of a 22 MB segmentation map)."""
+    return b"".join(_wrap(3, _tensors_parts(arrays))[0])
+
+
 def infer_response(arrays: Mapping[str, NDArray[Any]]) -> pb.InferResponse:
-    """An InferResponse holding ``arrays`` as its output tensors (field 3)."""
-    return pb.InferResponse.FromString(b"".join(_wrap(3, _tensors_parts(arrays))[0]))
+    """An InferResponse holding ``arrays`` as its output tensors."""
+    return pb.InferResponse.FromString(infer_response_bytes(arrays))
 
 
 def decode_all(tensors: pb.FlatTensors) -> dict[str, NDArray[Any]]:

@@ -172,3 +172,18 @@ def test_large_tensors_and_the_message_limit(module_process: ModuleProcess, tmp_
             tensors.decode_all(stub.Infer(pb.InferRequest(name="big", input_tensors=tensors.encode_all(
                 {"input": data})), timeout=60).output_tensors)["output"], data)
     assert module_process.proc.poll() is None
+
+
+def test_every_mlmodel_method_is_served_with_the_generated_codecs_except_infers_prebuilt_response() -> None:
+    from module.resources import ResourceManager
+    from module.servicers.mlmodel import MLModelServicer, method_handlers
+
+    handlers = method_handlers(MLModelServicer(ResourceManager()))
+    service = pb.DESCRIPTOR.services_by_name["MLModelService"]
+    assert set(handlers) == set(service.methods_by_name), "a new MLModelService method needs a handler here"
+    for name, method in service.methods_by_name.items():
+        assert handlers[name].request_deserializer.__self__.DESCRIPTOR is method.input_type  # type: ignore[union-attr]
+    # Infer's servicer returns the serialized response, and it goes out unchanged.
+    wire = tensors.infer_response_bytes({"y": np.arange(3, dtype=np.float32)})
+    assert handlers["Infer"].response_serializer(wire) is wire  # type: ignore[misc]
+    assert pb.InferResponse.FromString(wire) == tensors.infer_response({"y": np.arange(3, dtype=np.float32)})
