@@ -212,12 +212,15 @@ def paired(jpeg: bytes, n: int) -> dict[str, Any]:
     interp.set_tensor(index, tensor)
     model, service = in_process_service(SSD_ATTRS, "ssd")
     process = serving(SSD_ATTRS, "ssd", "vis")
+    floor = FloorServer(SSD)
     try:
         assert process.channel is not None
         request = mlpb.InferRequest(name="ssd", input_tensors=tensors.encode_all({"image": tensor}))
+        raw = tensor.tobytes()
         calls: dict[str, Callable[[], Any]] = {
             "bare_invoke_ms": interp.invoke,
             "in_process_infer_ms": lambda: model.infer({"image": tensor}),
+            "floor_socket_invoke_ms": lambda: floor.invoke(raw, timeout=30),
             "socket_infer_ms": lambda: process.mlmodel.Infer(request, timeout=30),
             "in_process_get_detections_ms": lambda: service.detections(jpeg, "image/jpeg"),
             "socket_get_detections_ms": _detections_call(process.channel, "vis", jpeg),
@@ -232,9 +235,42 @@ def paired(jpeg: bytes, n: int) -> dict[str, Any]:
                 call()
                 samples[name].append((time.perf_counter() - started) * 1000.0)
     finally:
+        floor.close()
         process.close()
         model.close()
-    return {name: summary(values) for name, values in samples.items()}
+    out = {name: summary(values) for name, values in samples.items()}
+    # Per-round differences: each pair was timed within ~50 ms, so the host's drift cancels out.
+    for name, (a, b) in DIFFERENCES.items():
+        out[name] = summary([x - y for x, y in zip(samples[a], samples[b], strict=True)])
+    return out
+
+
+DIFFERENCES: dict[str, tuple[str, str]] = {
+    "floor_minus_bare_ms": ("floor_socket_invoke_ms", "bare_invoke_ms"),
+    "socket_infer_minus_bare_ms": ("socket_infer_ms", "bare_invoke_ms"),
+    "socket_infer_minus_floor_ms": ("socket_infer_ms", "floor_socket_invoke_ms"),
+}
+
+
+class FloorServer:
+    """bench/floor_server.py in its own process: grpcio + a bare interpreter, no module code (the Infer floor)."""
+
+    def __init__(self, model: Path) -> None:
+        self.dir = short_tempdir()
+        socket = os.path.join(self.dir, "floor.sock")
+        self.proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "floor_server.py"), socket, str(model)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"bench/floor_server.py did not start (exit {self.proc.wait()})")
+        self.channel = grpc.insecure_channel(f"unix:{socket}", options=CHANNEL_OPTIONS)
+        self.invoke = self.channel.unary_unary("/bench.Floor/Invoke")
+
+    def close(self) -> None:
+        self.channel.close()
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def profile_in_process(jpeg: bytes, n: int = 200) -> str:

@@ -54,6 +54,9 @@ def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
     limit = round(invoke + 1.0, 3) if invoke is not None else None
     check("Infer 1x300x300x3 uint8 over socket <= bare invoke + 1 ms (median)", infer, limit,
           infer is not None and limit is not None and infer <= limit)
+    floor = _get(paired, "floor_socket_invoke_ms", "median")
+    check("(reference, not a target: the same bound for grpcio + bare invoke with no module code)", floor, limit,
+          floor is not None and limit is not None and floor <= limit)
     ov_sock, ov_bare = _get(result, "overhead", "socket_infer_ms", "median"), _get(result, "overhead",
                                                                               "bare_set_invoke_get_ms", "median")
     limit = round(ov_bare + 1.0, 3) if ov_bare is not None else None
@@ -195,10 +198,22 @@ def render(result: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             "|---|---:|---:|---:|---|",
             _lat_row("bare `invoke()`", paired.get("bare_invoke_ms"), "the floor"),
             _lat_row("in-process `TFLiteModel.infer`", paired.get("in_process_infer_ms")),
+            _lat_row("grpcio + bare `invoke()` in another process, no module code", paired.get("floor_socket_invoke_ms"),
+                     "the transport floor (bench/floor_server.py)"),
             _lat_row("**this module** over the socket: Infer 1x300x300x3 uint8", paired.get("socket_infer_ms")),
             _lat_row("in-process GetDetections pipeline", paired.get("in_process_get_detections_ms"),
                      "decode + resize + invoke + postprocess"),
             _lat_row("**this module** over the socket: GetDetections 640x480 JPEG", paired.get("socket_get_detections_ms")),
+            "",
+            "Differences within each round (ms):",
+            "",
+            "| difference | p50 | p90 | p99 | note |",
+            "|---|---:|---:|---:|---|",
+            _lat_row("grpcio floor − bare `invoke()`", paired.get("floor_minus_bare_ms"),
+                     "what grpcio costs on this machine"),
+            _lat_row("this module's Infer − bare `invoke()`", paired.get("socket_infer_minus_bare_ms"), "the target's gap"),
+            _lat_row("this module's Infer − grpcio floor", paired.get("socket_infer_minus_floor_ms"),
+                     "the module's own share"),
             "",
         ]
     ov = result.get("overhead") or {}
