@@ -10,6 +10,7 @@ import pytest
 
 from module.vision.imaging import Letterbox
 from module.vision.postprocess import (
+    ClassTable,
     ConfidenceRule,
     boxes_to_original,
     dequantize,
@@ -18,7 +19,6 @@ from module.vision.postprocess import (
     nms,
     scores_to_probabilities,
     to_xyxy,
-    top_n,
     viam_order_from_tflite_index,
 )
 
@@ -225,15 +225,6 @@ def test_probabilities_nan_inf() -> None:
     assert scores_to_probabilities(np.zeros(0)).shape == (0,)
 
 
-def test_top_n() -> None:
-    p = np.array([0.1, 0.5, 0.2, 0.5, np.nan, 0.05])
-    assert top_n(p, 2).tolist() == [1, 3]  # ties keep index order
-    assert top_n(p, 0).tolist() == [1, 3, 2, 0, 5, 4]  # NaN last
-    assert top_n(p, -1).tolist() == top_n(p, 0).tolist()
-    assert top_n(p, 100).tolist() == top_n(p, 0).tolist()
-    assert top_n(p[None], 1).tolist() == [1]
-
-
 LABELS = ["cat", "dog", "CAT", "Dog", "bird", "person"]
 SCORES6 = np.array([0.3, 0.4, 0.25, 0.6, 0.55, 0.1])
 
@@ -275,3 +266,27 @@ def test_label_for() -> None:
     assert label_for(2.0, labels) == "cat"  # type: ignore[arg-type]
     assert label_for(float("nan"), labels) == "nan"  # type: ignore[arg-type]
     assert label_for(5, []) == "5"
+
+
+def test_class_table_names_every_index_and_orders_kept_classes() -> None:
+    p = np.array([0.1, 0.5, 0.2, 0.5, np.nan, 0.05], np.float32)
+    table = ClassTable.build(["bg", "cat", "", "dog"], ConfidenceRule(), p.size)
+    assert table.names == ("bg", "cat", "2", "dog", "4", "5")  # empty and missing labels: the index
+    assert table.top(p, 2) == [("cat", 0.5), ("dog", 0.5)]  # ties keep index order
+    everything = [name for name, _ in table.top(p, 0)]
+    assert everything == ["cat", "dog", "2", "bg", "5"]  # NaN never kept
+    assert table.top(p, -1) == table.top(p, 0) == table.top(p, 100)
+    assert [name for name, _ in table.top(p[None], 1)] == ["cat"]
+    with pytest.raises(ValueError, match="7 probabilities for a table of 6"):
+        table.top(np.zeros(7, np.float32), 1)
+
+
+def test_class_table_applies_the_rule_like_keep_mask() -> None:
+    rng = np.random.default_rng(3)
+    for rule in (ConfidenceRule(0.3), ConfidenceRule(0.5, {"Cat": 0.2, "bird": 0.9}),
+                 ConfidenceRule(0.0, {}, frozenset({"DOG", "person"})), ConfidenceRule(0.4, {"dog": 0.1}, frozenset({"dog"}))):
+        table = ClassTable.build(LABELS, rule, len(LABELS))
+        for _ in range(20):
+            p = rng.random(len(LABELS)).astype(np.float32)
+            kept = rule.keep_mask(LABELS, p)
+            assert sorted(name for name, _ in table.top(p, 0)) == sorted(np.asarray(LABELS)[kept].tolist())

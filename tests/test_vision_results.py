@@ -346,6 +346,22 @@ def test_thresholds_apply_to_classifications(harness: Harness) -> None:
     assert [c.class_name for c in service.classifications(image_bytes())] == ["b"]
 
 
+def test_classifications_follow_set_thresholds_and_a_replaced_model(harness: Harness) -> None:
+    """The per-class table is built once, so it must be rebuilt when the thresholds or the model change."""
+    service = harness.service(model_factory.classifier_model([0.125, 0.5, 0.375]),
+                              label_path=harness.labels(["a", "b", "c"]))
+    assert [c.class_name for c in service.classifications(image_bytes())] == ["b", "c", "a"]
+    service.do_command({"command": "set_thresholds", "label_confidences": {"b": 0.9}, "allowed_labels": ["b", "c"]})
+    assert [c.class_name for c in service.classifications(image_bytes())] == ["c"]
+    service.do_command({"command": "set_thresholds", "default_minimum_confidence": 0.4})
+    assert [c.class_name for c in service.classifications(image_bytes())] == []
+    service.do_command({"command": "set_thresholds", "default_minimum_confidence": 0.0, "label_confidences": {},
+                        "allowed_labels": None})
+    harness.model(model_factory.classifier_model([0.6, 0.1, 0.2, 0.1]))  # four classes: the fourth has no label
+    assert [(c.class_name, round(c.confidence, 3)) for c in service.classifications(image_bytes())] == [
+        ("a", 0.6), ("c", 0.2), ("b", 0.1), ("3", 0.1)]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
 def test_a_score_equal_to_its_threshold_is_kept(harness: Harness, dtype: str) -> None:
     """'score >= threshold': 0.7 from the model (float32 0.69999999, or 7 x 0.1 dequantised) passes 0.7."""

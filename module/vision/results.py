@@ -14,6 +14,7 @@ from module.vision.config import Thresholds
 from module.vision.imaging import Letterbox
 from module.vision.plan import ClassifierPlan, DetectorPlan
 from module.vision.postprocess import (
+    ClassTable,
     ConfidenceRule,
     boxes_to_original,
     dequantize,
@@ -22,7 +23,6 @@ from module.vision.postprocess import (
     nms,
     scores_to_probabilities,
     to_xyxy,
-    top_n,
 )
 
 
@@ -120,12 +120,16 @@ def _to_detections(pixels: NDArray[np.float64], scores: NDArray[np.float64], nam
                       float(s), name) for b, r, s, name in zip(ints, norm, scores, names, strict=True)]
 
 
-def classifications(outputs: Mapping[str, NDArray[Any]], plan: ClassifierPlan, labels: tuple[str, ...],
-                    thresholds: Thresholds, n: int) -> list[Classification]:
+def class_probabilities(outputs: Mapping[str, NDArray[Any]], plan: ClassifierPlan) -> NDArray[np.float32]:
+    """The classifier's output as one probability per class (dequantised; logits through softmax/sigmoid)."""
     values = dequantize(_output(outputs, plan.probability), plan.quant.scale, plan.quant.zero_point).reshape(-1)
-    probs = scores_to_probabilities(values)
-    order = top_n(probs, 0)
-    names = [label_for(int(i), labels) for i in order]
-    keep = rule_of(thresholds).keep_mask(names, probs[order])
-    result = [Classification(name, float(p)) for name, p, k in zip(names, probs[order], keep, strict=True) if k]
-    return result[:n] if n > 0 else result
+    return scores_to_probabilities(values)
+
+
+def class_table(labels: tuple[str, ...], thresholds: Thresholds, count: int) -> ClassTable:
+    return ClassTable.build(labels, rule_of(thresholds), count)
+
+
+def classifications(probs: NDArray[np.float32], table: ClassTable, n: int) -> list[Classification]:
+    """The kept classes, most probable first, at most ``n`` (``n <= 0``: all)."""
+    return [Classification(name, p) for name, p in table.top(probs, n)]

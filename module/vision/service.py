@@ -20,6 +20,7 @@ from module.vision.config import Thresholds, VisionConfig
 from module.vision.imaging import open_image, to_model_input
 from module.vision.model_source import ModelSource
 from module.vision.plan import Plan, make_plan
+from module.vision.postprocess import ClassTable
 from module.vision.stats import StageStats
 from module.vision.tensorize import image_to_tensor
 
@@ -53,6 +54,7 @@ class VisionService:
         self._thresholds_lock = threading.Lock()  # set_thresholds read-modify-writes: concurrent ones must not lose keys
         self._plan_lock = threading.Lock()
         self._plan_for: tuple[weakref.ref[Any], Plan] | None = None
+        self._class_table_for: tuple[Plan, Thresholds, ClassTable] | None = None
         self.stats = StageStats()
 
     @classmethod
@@ -147,7 +149,18 @@ class VisionService:
         if plan.classifier is None:
             raise FailedPreconditionError(f"mlmodel {self.config.mlmodel_name!r} is a detector, not a classifier: "
                                           "use GetDetections")
-        return results.classifications(outputs, plan.classifier, plan.labels, self._thresholds, n)
+        probs = results.class_probabilities(outputs, plan.classifier)
+        return results.classifications(probs, self._class_table(plan, probs.size), n)
+
+    def _class_table(self, plan: Plan, count: int) -> ClassTable:
+        """The table for this plan, the current thresholds and ``count`` classes, rebuilt only when one changes
+        (racing callers may each build one; the last one stored wins, all are equal)."""
+        thresholds = self._thresholds
+        cached = self._class_table_for
+        if cached is None or cached[0] is not plan or cached[1] is not thresholds or len(cached[2].names) != count:
+            cached = (plan, thresholds, results.class_table(plan.labels, thresholds, count))
+            self._class_table_for = cached
+        return cached[2]
 
     # --- DoCommand / status ----------------------------------------------------------------------------------------
 
