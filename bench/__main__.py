@@ -31,7 +31,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--skip-bare", action="store_true", help="skip the bare-interpreter sweep over every model")
     p.add_argument("--skip-sdk", action="store_true", help="skip the viam-sdk client and the viam-sdk alternative")
     p.add_argument("--save", action="store_true", help="also write bench/RESULTS.json and bench/RESULTS.md")
+    p.add_argument("--settle-seconds", type=float, default=120.0,
+                   help="wait up to this long for the load average to fall below 0.7 first (default 120; 0: don't)")
     return p.parse_args(argv)
+
+
+def settle(limit_s: float, below: float = 0.7) -> None:
+    """Wait (at most ``limit_s``) for the 1-minute load average to fall below ``below``: work that just finished
+    (a test run, a build) would otherwise still be slowing the first cases down."""
+    deadline = time.monotonic() + limit_s
+    load = os.getloadavg()[0]
+    if load >= below and limit_s > 0:
+        cases.log(f"load average {load:.2f}: waiting up to {limit_s:.0f} s for it to fall below {below}")
+    while load >= below and time.monotonic() < deadline:
+        time.sleep(5)
+        load = os.getloadavg()[0]
 
 
 def main(argv: list[str]) -> int:
@@ -45,6 +59,7 @@ def main(argv: list[str]) -> int:
         print(f"bench needs the shared test data (missing {cases.SSD})", file=sys.stderr)
         return 2
 
+    settle(args.settle_seconds)
     started = time.time()
     result: dict[str, Any] = {
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
