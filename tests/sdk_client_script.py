@@ -16,24 +16,12 @@ import json
 import sys
 from typing import Any
 
-import numpy as np
 from grpclib.exceptions import GRPCError
+from json_arrays import array_from_json, array_to_json, b64  # this folder: the script's sys.path[0]
 from viam.media.video import CameraMimeType, ViamImage
 from viam.rpc.dial import DialOptions, dial
 from viam.services.mlmodel.client import MLModelClient
 from viam.services.vision.client import VisionClient
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def array_out(array: np.ndarray) -> dict[str, Any]:
-    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": b64(np.ascontiguousarray(array).tobytes())}
-
-
-def array_in(spec: dict[str, Any]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(spec["data"]), dtype=spec["dtype"]).reshape(spec["shape"])
 
 
 def image_in(spec: dict[str, Any]) -> ViamImage:
@@ -47,8 +35,8 @@ async def run_call(channel: Any, call: dict[str, Any]) -> Any:
         if method == "metadata":
             return {"proto": b64((await ml.metadata(timeout=30)).SerializeToString())}
         if method == "infer":
-            outputs = await ml.infer({k: array_in(v) for k, v in args["inputs"].items()}, timeout=60)
-            return {"outputs": {k: array_out(v) for k, v in outputs.items()}}
+            outputs = await ml.infer({k: array_from_json(v) for k, v in args["inputs"].items()}, timeout=60)
+            return {"outputs": {k: array_to_json(v) for k, v in outputs.items()}}
     if kind == "vision":
         vision = VisionClient(name, channel)
         if method == "get_detections":

@@ -42,6 +42,7 @@ from module.vision.config import VisionConfig
 from module.vision.service import VisionService
 from tests.fake_parent import CameraFrame, FakeParent
 from tests.harness import MLMODEL, REPO, VISION, ModuleProcess, short_tempdir
+from tests.json_arrays import array_from_json, array_to_json, b64
 from tests.model_factory import passthrough_model
 from tests.testdata import require_testdata
 
@@ -118,18 +119,6 @@ class World:
         return outcome["error"]
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def array_spec(array: np.ndarray) -> dict[str, Any]:
-    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": b64(np.ascontiguousarray(array).tobytes())}
-
-
-def array_from(spec: Mapping[str, Any]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(spec["data"]), dtype=spec["dtype"]).reshape(spec["shape"])
-
-
 def image_spec(data: bytes, mime: str) -> dict[str, str]:
     return {"data": b64(data), "mime_type": mime}
 
@@ -150,13 +139,13 @@ def plan(world: World) -> list[dict[str, Any]]:
 
     for model in ("ssd", "cls"):
         add(f"{model}.metadata", "mlmodel", "metadata", model)
-        add(f"{model}.infer", "mlmodel", "infer", model, inputs={k: array_spec(v) for k, v in world.inputs[model].items()})
+        add(f"{model}.infer", "mlmodel", "infer", model, inputs={k: array_to_json(v) for k, v in world.inputs[model].items()})
     for dtype, values in PASSTHROUGH.items():
         add(f"pass-{dtype}.infer", "mlmodel", "infer", f"pass-{dtype}",
-            inputs={"input": array_spec(np.array([values], dtype=dtype))})
-    add("nope.infer", "mlmodel", "infer", "nope", inputs={"x": array_spec(np.zeros((1, 1), np.float32))})
+            inputs={"input": array_to_json(np.array([values], dtype=dtype))})
+    add("nope.infer", "mlmodel", "infer", "nope", inputs={"x": array_to_json(np.zeros((1, 1), np.float32))})
     add("ssd.infer-float", "mlmodel", "infer", "ssd",
-        inputs={world.local_models["ssd"].metadata().inputs[0].name: array_spec(np.zeros((1, 300, 300, 3), np.float32))})
+        inputs={world.local_models["ssd"].metadata().inputs[0].name: array_to_json(np.zeros((1, 300, 300, 3), np.float32))})
     for image_name, data in (("parrot", parrot), ("burger", burger)):
         add(f"det.get_detections.{image_name}", "vision", "get_detections", "det", image=image_spec(data, "image/jpeg"))
         add(f"clf.get_classifications.{image_name}", "vision", "get_classifications", "clf",
@@ -256,7 +245,7 @@ def test_metadata(world: World, model: str) -> None:
 
 @pytest.mark.parametrize("model", ["ssd", "cls"])
 def test_infer_real_models(world: World, model: str) -> None:
-    got = {k: array_from(v) for k, v in world.result(f"{model}.infer")["outputs"].items()}
+    got = {k: array_from_json(v) for k, v in world.result(f"{model}.infer")["outputs"].items()}
     expected = world.local_models[model].infer(world.inputs[model])
     assert set(got) == set(expected)
     for name, array in expected.items():
@@ -266,7 +255,7 @@ def test_infer_real_models(world: World, model: str) -> None:
 
 def test_infer_real_classifier_result(world: World) -> None:
     """Not only equal: right. parrot.jpg through mobilenet_v2 is 'macaw' (index 89) per the reference data."""
-    (probs,) = (array_from(v) for v in world.result("cls.infer")["outputs"].values())
+    (probs,) = (array_from_json(v) for v in world.result("cls.infer")["outputs"].values())
     assert int(np.argmax(probs)) == 89
 
 
@@ -279,7 +268,7 @@ def test_infer_every_tensor_type_round_trips(world: World, dtype: str) -> None:
     except ModuleError as exc:  # a runtime that cannot run this dtype: the SDK must get the same status
         assert outcome.get("error", {}).get("status") == exc.code.name, outcome
         return
-    got = array_from(world.result(f"pass-{dtype}.infer")["outputs"]["output"])
+    got = array_from_json(world.result(f"pass-{dtype}.infer")["outputs"]["output"])
     assert got.dtype == expected.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(got, sent)
     np.testing.assert_array_equal(got, expected)
