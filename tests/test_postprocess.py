@@ -229,25 +229,30 @@ LABELS = ["cat", "dog", "CAT", "Dog", "bird", "person"]
 SCORES6 = np.array([0.3, 0.4, 0.25, 0.6, 0.55, 0.1])
 
 
+def kept(rule: ConfidenceRule, labels: list[str], scores: np.ndarray) -> np.ndarray:
+    """What detections and ClassTable keep: ``score >= minimum``."""
+    return np.asarray(scores, dtype=np.float64) >= rule.minimums(labels)
+
+
 def test_thresholds_stack() -> None:
     rule = ConfidenceRule(default=0.5, per_label={"Cat": 0.2}, allow=None)
     # cat listed (0.2), others use the default 0.5. Viam would drop dog/bird entirely once label_confidences is set.
-    assert rule.keep_mask(LABELS, SCORES6).tolist() == [True, False, True, True, True, False]
+    assert kept(rule, LABELS, SCORES6).tolist() == [True, False, True, True, True, False]
     stricter = ConfidenceRule(default=0.5, per_label={"dog": 0.9}, allow=None)
-    assert stricter.keep_mask(LABELS, SCORES6).tolist() == [False, False, False, False, True, False]
+    assert kept(stricter, LABELS, SCORES6).tolist() == [False, False, False, False, True, False]
 
 
 def test_thresholds_allow_list_and_defaults() -> None:
     rule = ConfidenceRule(default=0.0, per_label={}, allow=frozenset({"DOG", "person"}))
-    assert rule.keep_mask(LABELS, SCORES6).tolist() == [False, True, False, True, False, True]
+    assert kept(rule, LABELS, SCORES6).tolist() == [False, True, False, True, False, True]
     keep_all = ConfidenceRule(default=0.0, per_label={}, allow=None)
-    assert keep_all.keep_mask(LABELS, np.zeros(6)).all()  # score >= 0 kept
-    assert ConfidenceRule(0.4, {}, None).keep_mask(["a", "b"], np.array([0.4, 0.39])).tolist() == [True, False]
-    assert not ConfidenceRule(0.0, {}, None).keep_mask(["a"], np.array([np.nan]))[0]
-    assert not ConfidenceRule(0.0, {"a": 0.1}, None).keep_mask(["a"], np.array([np.nan]))[0]
-    assert ConfidenceRule(0.5, {"x": 0.1}, None).keep_mask([], np.zeros(0)).shape == (0,)
-    with pytest.raises(ValueError):
-        keep_all.keep_mask(["a"], np.zeros(2))
+    assert kept(keep_all, LABELS, np.zeros(6)).all()  # score >= 0 kept
+    assert kept(ConfidenceRule(0.4, {}, None), ["a", "b"], np.array([0.4, 0.39])).tolist() == [True, False]
+    assert not kept(ConfidenceRule(0.0, {}, None), ["a"], np.array([np.nan]))[0]
+    assert not kept(ConfidenceRule(0.0, {"a": 0.1}, None), ["a"], np.array([np.nan]))[0]
+    assert kept(ConfidenceRule(0.5, {"x": 0.1}, None), [], np.zeros(0)).shape == (0,)
+    assert ConfidenceRule(0.5, {"x": 0.1}, None).minimums(["x", "X", "y"]).tolist() == [0.1, 0.1, 0.5]
+    assert ConfidenceRule(0.5, {}, frozenset({"x"})).minimums(["x", "y"]).tolist() == [0.5, np.inf]
 
 
 def test_confidence_rule_normalises_keys() -> None:
@@ -281,12 +286,14 @@ def test_class_table_names_every_index_and_orders_kept_classes() -> None:
         table.top(np.zeros(7, np.float32), 1)
 
 
-def test_class_table_applies_the_rule_like_keep_mask() -> None:
+def test_class_table_applies_the_rule() -> None:
     rng = np.random.default_rng(3)
     for rule in (ConfidenceRule(0.3), ConfidenceRule(0.5, {"Cat": 0.2, "bird": 0.9}),
                  ConfidenceRule(0.0, {}, frozenset({"DOG", "person"})), ConfidenceRule(0.4, {"dog": 0.1}, frozenset({"dog"}))):
         table = ClassTable.build(LABELS, rule, len(LABELS))
         for _ in range(20):
             p = rng.random(len(LABELS)).astype(np.float32)
-            kept = rule.keep_mask(LABELS, p)
-            assert sorted(name for name, _ in table.top(p, 0)) == sorted(np.asarray(LABELS)[kept].tolist())
+            expected = [label for label, score in zip(LABELS, p.tolist(), strict=True)
+                        if (rule.allow is None or label.lower() in rule.allow)
+                        and score >= rule.per_label.get(label.lower(), rule.default)]
+            assert sorted(name for name, _ in table.top(p, 0)) == sorted(expected)

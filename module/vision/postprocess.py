@@ -253,26 +253,13 @@ class ConfidenceRule:
         if self.allow is not None:
             object.__setattr__(self, "allow", frozenset(str(a).lower() for a in self.allow))
 
-    def keep_mask(self, labels: Sequence[str], scores: NDArray[np.generic]) -> NDArray[np.bool_]:
-        """Mask of entries to keep: ``score >= threshold`` and label allowed.
-
-        A label listed in ``per_label`` uses its own threshold; every other label uses ``default`` (stacking,
-        unlike Viam, where listing any label drops all unlisted ones). NaN scores are never kept.
-
-        Args:
-            labels: One label per entry.
-            scores: One score per entry.
-
-        Returns:
-            Boolean mask, same length as ``labels``.
-        """
-        score = np.asarray(scores, dtype=np.float64).reshape(-1)
-        if len(labels) != len(score):
-            raise ValueError(f"{len(labels)} labels but {len(score)} scores")
-        return score >= self.minimums(labels)
-
     def minimums(self, labels: Sequence[str]) -> NDArray[np.float64]:
-        """The score each entry needs to be kept: its label's threshold, or +inf when the label is not allowed."""
+        """The score each entry needs to be kept (``score >= minimum``; NaN never is): its label's threshold, or +inf
+        when the label is not allowed.
+
+        A label listed in ``per_label`` uses its own threshold; every other label uses ``default`` (stacking, unlike
+        Viam, where listing any label drops all unlisted ones).
+        """
         if not self.per_label and self.allow is None:
             return np.full(len(labels), self.default, dtype=np.float64)
         if not len(labels):

@@ -91,9 +91,11 @@ def detections(outputs: Mapping[str, NDArray[Any]], plan: DetectorPlan, labels: 
         if count.size and np.isfinite(count[0]):
             n = max(0, min(n, int(count[0])))
     boxes, scores, classes, named = boxes[:n], scores[:n].astype(np.float64), classes[:n], named[:n]
-    names = [label_for(int(c), labels) for c in classes]
-    keep = rule_of(thresholds).keep_mask(names, scores) & np.isfinite(boxes).all(axis=1) & named
-    index = np.flatnonzero(keep)
+    # Labels and thresholds per distinct class id, not per row: a raw [1, N, classes] output has thousands of rows.
+    ids, row_id = np.unique(classes, return_inverse=True)
+    id_names = [label_for(int(c), labels) for c in ids]
+    needed = rule_of(thresholds).minimums(id_names)[row_id]
+    index = np.flatnonzero((scores >= needed) & np.isfinite(boxes).all(axis=1) & named)
     xyxy = to_xyxy(boxes[index], plan.box_order)
     if thresholds.iou_threshold is not None and len(index):
         kept = nms(xyxy, scores[index], classes[index], thresholds.iou_threshold, thresholds.class_agnostic_nms)
@@ -105,7 +107,7 @@ def detections(outputs: Mapping[str, NDArray[Any]], plan: DetectorPlan, labels: 
     normalized = plan.normalized if plan.normalized is not None else looks_normalized(xyxy)
     pixels = boxes_to_original(xyxy, normalized=normalized, model_size=model_size, letterbox=letterbox,
                                original_size=original_size)
-    return _to_detections(pixels, scores[index], [names[i] for i in index], original_size)
+    return _to_detections(pixels, scores[index], [id_names[j] for j in row_id[index]], original_size)
 
 
 def _to_detections(pixels: NDArray[np.float64], scores: NDArray[np.float64], names: list[str],
