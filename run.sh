@@ -65,7 +65,7 @@ case "${1:-}" in
         ensure_venv base
         # Paths on the command line (config, --images, --out) are relative to where the user ran run.sh.
         cd "$CALLER_PWD"
-        PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" exec "$VENV/bin/python" -u -m module.local "$@"
+        PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" exec "$VENV/bin/python" -u -m devkit.local "$@"
         ;;
     "")
         echo "usage: $0 <socket path> [--log-level=LEVEL] [--tcp-mode] | demo | local ... | test | bench | soak" >&2

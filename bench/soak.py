@@ -3,8 +3,8 @@
     python -m bench.soak --minutes 10            # the run (default 10 minutes)
     python -m bench.soak --seconds 30 --models synthetic --json /tmp/soak.json
 
-The module runs as viam-server runs it (``python -m module <socket>``, tests/harness.py) next to a fake parent
-(tests/fake_parent.py) that serves a camera and takes the module's log entries. Client threads share one channel,
+The module runs as viam-server runs it (``python -m module <socket>``, devkit/standin/launcher.py) next to a fake parent
+(devkit/standin/parent.py) that serves a camera and takes the module's log entries. Client threads share one channel,
 as viam-server does, and call back to back without pause:
 
 * ``GetDetections`` with a 640x480 JPEG sent in the request;
@@ -13,7 +13,7 @@ as viam-server does, and call back to back without pause:
 * a mix of ``CaptureAllFromCamera``, ``GetProperties``, ``DoCommand stats``, ``Metadata`` and ``GetStatus``.
 
 Models: ``real`` uses ../shared/testdata's COCO SSD MobileNet (uint8 300x300), ``synthetic`` a constant detector
-of the same input shape from tests/model_factory.py (much cheaper per call, so many more calls and allocations
+of the same input shape from devkit/models.py (much cheaper per call, so many more calls and allocations
 per second: the harder test for leaks); ``auto`` (default) is real when the test data is there.
 
 Verdict (exit code 0 only if all hold): no call failed; RSS after the warm-up (the first third of the run, at
@@ -41,14 +41,14 @@ import grpc
 import numpy as np
 import PIL.Image
 
-from module import tensors
-from module.config_attrs import dict_to_struct
+from devkit.standin.launcher import MLMODEL, VISION, ModuleProcess, short_tempdir
+from devkit.standin.parent import FakeParent, frame
+from devkit.testdata import TESTDATA
 from module.gen.common.v1 import common_pb2
 from module.gen.service.mlmodel.v1 import mlmodel_pb2
 from module.gen.service.vision.v1 import vision_pb2
-from tests.fake_parent import FakeParent, frame
-from tests.harness import MLMODEL, VISION, ModuleProcess, short_tempdir
-from tests.testdata import TESTDATA
+from module.mlmodel import flat_tensors
+from module.resource.structs import dict_to_struct
 
 SSD = TESTDATA / "models" / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
 PHOTO = TESTDATA / "images" / "cats_and_dogs.jpg"
@@ -108,7 +108,7 @@ def model_file(kind: str, directory: Path) -> tuple[str, str]:
         if not SSD.exists():
             raise SystemExit(f"--models real: {SSD} is missing")
         return str(SSD), "real"
-    from tests.model_factory import detector_model
+    from devkit.models import detector_model
 
     path = directory / "synthetic-detector.tflite"
     path.write_bytes(detector_model([(0.1, 0.2, 0.5, 0.6), (0.5, 0.5, 0.9, 0.8)], [16, 17], [0.9, 0.7],
@@ -133,7 +133,7 @@ def run(seconds: float, *, threads: int = 4, models: str = "auto", sample_every:
                    ("rdk:service:mlmodel/det", "rdk:component:camera/cam"))
         pid = module.proc.pid
         tensor = np.asarray(test_image((300, 300)), np.uint8)[None]
-        infer_request = mlmodel_pb2.InferRequest(name="det", input_tensors=tensors.encode_all({"image": tensor}))
+        infer_request = mlmodel_pb2.InferRequest(name="det", input_tensors=flat_tensors.encode_all({"image": tensor}))
         calls: list[tuple[str, Callable[[], Any]]] = [
             ("GetDetections", lambda: module.vision.GetDetections(vision_pb2.GetDetectionsRequest(
                 name="vis", image=image, mime_type="image/jpeg"), timeout=CALL_TIMEOUT_S)),

@@ -11,9 +11,9 @@ from typing import Final
 
 from google.protobuf import timestamp_pb2
 
-from module.config_attrs import dict_to_struct
 from module.gen.common.v1 import common_pb2
 from module.parent import ParentClient
+from module.resource.structs import dict_to_struct
 
 _LEVELS: Final = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "warning": logging.WARNING,
                   "error": logging.ERROR}
@@ -76,9 +76,12 @@ class ParentLogHandler(logging.Handler):
             except Exception:  # noqa: BLE001 - the parent is gone or busy: keep the record on stderr
                 sys.stderr.write(logging.Formatter(FORMAT).format(record) + "\n")
 
-    def close(self) -> None:
+    def close(self, flush_timeout: float = 0.5) -> None:
+        """Send what is queued (up to ``flush_timeout`` seconds: shutdown must stay within viam-server's SIGTERM
+        budget), then stop the sender. Records emitted just before SIGTERM (e.g. "removed ...") are not lost."""
         try:
-            self._queue.put_nowait(None)
+            self._queue.put(None, timeout=flush_timeout)
         except queue.Full:
             pass
+        self._thread.join(flush_timeout)
         super().close()

@@ -12,17 +12,17 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
+from module.catalog import REGISTRY
 from module.gen.module.v1 import module_pb2, module_pb2_grpc
 from module.gen.service.vision.v1 import vision_pb2_grpc
-from module.lifecycle import Lifecycle
 from module.logs import ParentLogHandler, level_from_arg, setup_stdout_logging
-from module.models import REGISTRY
-from module.module_service import ModuleServicer
+from module.mlmodel.servicer import MLModelServicer
+from module.mlmodel.servicer import add_to_server as add_mlmodel_servicer
 from module.parent import ParentClient
+from module.resource.lifecycle import Lifecycle
+from module.resource.module_service import ModuleServicer
 from module.server import build_server
-from module.servicers.mlmodel import MLModelServicer
-from module.servicers.mlmodel import add_to_server as add_mlmodel_servicer
-from module.servicers.vision import VisionServicer
+from module.vision.servicer import VisionServicer
 
 _LOG = logging.getLogger("module")
 STOP_GRACE_S: Final = 2.0  # viam-server sends SIGTERM, waits ~3.3 s, then signals the whole group

@@ -1,4 +1,4 @@
-"""The connection to the parent (viam-server): camera frames, remote mlmodels, and logs.
+"""The connection to the parent (viam-server): camera frames and logs; other APIs make stubs on ``channel``.
 
 Plain gRPC over the parent's Unix socket (or 127.0.0.1:port in TCP mode): no TLS, no auth, no session.
 """
@@ -7,22 +7,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import grpc
-import numpy as np
-from numpy.typing import NDArray
 
-from module import tensors
 from module.errors import DeadlineError, FailedPreconditionError, InvalidInputError, ModuleError, NotFoundError, UnavailableError
 from module.gen.common.v1 import common_pb2
 from module.gen.component.camera.v1 import camera_pb2, camera_pb2_grpc
 from module.gen.robot.v1 import robot_pb2, robot_pb2_grpc
-from module.gen.service.mlmodel.v1 import mlmodel_pb2, mlmodel_pb2_grpc
-from module.mlmodel.proto import info_from_proto
-from module.mlmodel.types import ModelInfo
 from module.server import CHANNEL_OPTIONS
 
 _LOG = logging.getLogger(__name__)
@@ -58,7 +51,8 @@ def _call_timeout(remaining: float | None) -> float:
     return max(remaining, 0.001)  # already expired: fail at once with DEADLINE_EXCEEDED, do not wait the default
 
 
-def _translate(exc: grpc.RpcError, what: str) -> ModuleError:
+def translate(exc: grpc.RpcError, what: str) -> ModuleError:
+    """The typed error for a failed call to the parent (UNAVAILABLE unless the parent's code says otherwise)."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     error_class = _ERRORS.get(code, UnavailableError)
     return error_class(f"{what} through the parent failed: {code.name}: {exc.details() if hasattr(exc, 'details') else exc}")
@@ -74,14 +68,17 @@ class ParentClient:
         self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._robot = robot_pb2_grpc.RobotServiceStub(self._channel)
         self._camera = camera_pb2_grpc.CameraServiceStub(self._channel)
-        self._mlmodel = mlmodel_pb2_grpc.MLModelServiceStub(self._channel)
+
+    @property
+    def channel(self) -> grpc.Channel:
+        return self._channel
 
     def check(self, timeout: float = 2.0) -> None:
         """Raise UnavailableError unless the parent answers ResourceNames."""
         try:
             self._robot.ResourceNames(robot_pb2.ResourceNamesRequest(), timeout=timeout)
         except grpc.RpcError as exc:
-            raise _translate(exc, f"reaching the parent at {self.address}") from None
+            raise translate(exc, f"reaching the parent at {self.address}") from None
 
     def get_frame(self, camera: str, timeout: float | None = None) -> Frame:
         """The first image of ``camera`` (GetImages; GetImage on servers that predate it).
@@ -93,7 +90,7 @@ class ParentClient:
             reply = self._camera.GetImages(camera_pb2.GetImagesRequest(name=camera), timeout=timeout)
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                raise _translate(exc, f"reading camera {camera!r}") from None
+                raise translate(exc, f"reading camera {camera!r}") from None
             return self._get_image_legacy(camera, timeout)
         if not reply.images:
             raise UnavailableError(f"camera {camera!r} returned no images")
@@ -105,23 +102,8 @@ class ParentClient:
         try:
             reply = self._camera.GetImage(camera_pb2.GetImageRequest(name=camera, mime_type="image/jpeg"), timeout=timeout)
         except grpc.RpcError as exc:
-            raise _translate(exc, f"reading camera {camera!r}") from None
+            raise translate(exc, f"reading camera {camera!r}") from None
         return Frame(data=reply.image, mime_type=reply.mime_type, source_name=camera)
-
-    def model_metadata(self, name: str, timeout: float | None = None) -> ModelInfo:
-        try:
-            reply = self._mlmodel.Metadata(mlmodel_pb2.MetadataRequest(name=name), timeout=timeout or DEFAULT_TIMEOUT)
-        except grpc.RpcError as exc:
-            raise _translate(exc, f"reading the metadata of mlmodel {name!r}") from None
-        return info_from_proto(reply.metadata)
-
-    def infer(self, name: str, inputs: Mapping[str, NDArray[Any]], timeout: float | None = None) -> dict[str, NDArray[Any]]:
-        request = mlmodel_pb2.InferRequest(name=name, input_tensors=tensors.encode_all(inputs))
-        try:
-            reply = self._mlmodel.Infer(request, timeout=timeout or DEFAULT_TIMEOUT)
-        except grpc.RpcError as exc:
-            raise _translate(exc, f"running mlmodel {name!r}") from None
-        return {k: np.asarray(v) for k, v in tensors.decode_all(reply.output_tensors).items()}
 
     def log(self, entry: common_pb2.LogEntry, timeout: float = 2.0) -> None:
         """Send one log entry (the parent rejects batches)."""

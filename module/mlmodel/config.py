@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from module.config_attrs import Attributes
 from module.errors import ConfigError
 from module.mlmodel.runtime import RUNTIME_CHOICES
-from module.registry import Dependencies
+from module.resource.attributes import Attributes
+from module.resource.base import Dependencies
 
 
 def default_pool_size() -> int:
@@ -39,10 +39,8 @@ class TFLiteConfig:
             label_path=attrs.string("label_path"),
             num_threads=attrs.integer("num_threads", default=1, low=1, high=256) or 1,
             pool_size=attrs.integer("pool_size", default=default_pool_size(), low=1, high=64) or 1,
-            runtime=attrs.string("runtime", default="auto"),
+            runtime=attrs.choice("runtime", RUNTIME_CHOICES, default="auto"),
         )
-        if config.runtime not in RUNTIME_CHOICES:
-            raise ConfigError(f"attribute 'runtime' must be one of {', '.join(RUNTIME_CHOICES)}, got {config.runtime!r}")
         # Viam's built-in model accepts and ignores these; accept them too so configs move over unchanged.
         attrs.finish(known=("package_reference",))
         return config

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from module.mlmodel.box_order import viam_order_from_tflite_index
 from module.mlmodel.tflite_metadata import ModelMetadata, TensorMetadata
 from module.mlmodel.types import FileInfo, ModelInfo, TensorInfo
-from module.vision.postprocess import viam_order_from_tflite_index
 
 _LABEL_TYPES = {"TENSOR_VALUE_LABELS": "tensor_value", "TENSOR_AXIS_LABELS": "tensor_axis"}
 

@@ -11,7 +11,7 @@ import importlib.metadata
 from dataclasses import dataclass
 from typing import Any, Final
 
-from module.errors import ConfigError, FailedPreconditionError
+from module.errors import FailedPreconditionError
 
 RUNTIME_CHOICES: Final = ("auto", "ai-edge-litert", "tflite-runtime")
 _MODULES: Final = {"ai-edge-litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter"}
@@ -41,9 +41,8 @@ def _load(name: str) -> Runtime:
 
 
 def load_runtime(choice: str = "auto") -> Runtime:
-    """Import the requested runtime; ``auto`` tries ai-edge-litert first, then tflite-runtime."""
-    if choice not in RUNTIME_CHOICES:
-        raise ConfigError(f"attribute 'runtime' must be one of {', '.join(RUNTIME_CHOICES)}, got {choice!r}")
+    """Import the requested runtime (one of RUNTIME_CHOICES, checked by the config); ``auto`` tries ai-edge-litert
+    first, then tflite-runtime."""
     candidates = list(_MODULES) if choice == "auto" else [choice]
     errors = []
     for name in candidates:

@@ -18,6 +18,7 @@ import types
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import tflite
 
@@ -96,24 +97,25 @@ class _Table:
         if pos < 0 or size < 0 or pos + size > len(self._buf):
             raise ValueError(f"offset {pos} (+{size}) is outside the {len(self._buf)}-byte flatbuffer")
 
-    def _get(self, fmt: str, pos: int) -> int | float:
+    def _get(self, fmt: str, pos: int) -> int:
+        """An integer scalar (every field this reader follows is one; floats come through ``numbers``)."""
         self._check(pos, struct.calcsize(fmt))
-        return struct.unpack_from(fmt, self._buf, pos)[0]
+        return int(struct.unpack_from(fmt, self._buf, pos)[0])
 
     def _field(self, slot: int) -> int:
         """Absolute position of field ``slot``, or 0 when it is absent."""
         entry = 4 + 2 * slot
         if entry + 2 > self._vtable_len:
             return 0
-        offset = int(self._get("<H", self._vtable + entry))
+        offset = (self._get("<H", self._vtable + entry))
         return self._pos + offset if offset else 0
 
     def _deref(self, pos: int) -> int:
-        return pos + int(self._get("<I", pos))
+        return pos + (self._get("<I", pos))
 
     def scalar(self, slot: int, fmt: str, default: int = 0) -> int:
         pos = self._field(slot)
-        return int(self._get(fmt, pos)) if pos else default
+        return (self._get(fmt, pos)) if pos else default
 
     def bytes(self, slot: int) -> bytes:
         pos = self._field(slot)
@@ -131,7 +133,7 @@ class _Table:
 
     def _vector(self, pos: int, elem_size: int) -> tuple[int, int]:
         vec = self._deref(pos)
-        length = int(self._get("<I", vec))
+        length = (self._get("<I", vec))
         self._check(vec + 4, length * elem_size)
         return vec + 4, length
 
@@ -142,7 +144,7 @@ class _Table:
         start, length = self._vector(pos, 4)
         return [_Table(self._buf, self._deref(start + 4 * i)) for i in range(length)]
 
-    def numbers(self, slot: int, fmt: str) -> tuple | None:
+    def numbers(self, slot: int, fmt: str) -> tuple[int | float, ...] | None:
         pos = self._field(slot)
         if not pos:
             return None
@@ -162,14 +164,14 @@ def _files(tables: list[_Table]) -> tuple[AssociatedFile, ...]:
     )
 
 
-def _floats(values: tuple | None) -> tuple[float, ...] | None:
+def _floats(values: tuple[int | float, ...] | None) -> tuple[float, ...] | None:
     return None if values is None else tuple(float(v) for v in values)
 
 
 def _tensor(t: _Table) -> TensorMetadata:
     # TensorMetadata: name 0, description 1, dimension_names 2, content 3, process_units 4, stats 5,
     # associated_files 6.
-    fields: dict = {"name": t.string(0), "description": t.string(1), "associated_files": _files(t.tables(6))}
+    fields: dict[str, Any] = {"name": t.string(0), "description": t.string(1), "associated_files": _files(t.tables(6))}
     content = t.table(3)
     if content is not None:
         # Content: content_properties_type 0 (ubyte), content_properties 1, range 2.

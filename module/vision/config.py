@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from module.config_attrs import Attributes
 from module.errors import ConfigError
-from module.labels import read_label_file
-from module.registry import Dependencies
+from module.mlmodel.box_order import check_box_order
+from module.mlmodel.labels import read_label_file
+from module.resource.attributes import Attributes
+from module.resource.base import Dependencies
+from module.vision.tensorize import check_normalization
 
 RESIZE_MODES: Final = ("stretch", "letterbox")
 OUTPUT_ROLES: Final = ("location", "category", "score", "n_detections", "probability")
@@ -79,14 +81,11 @@ class VisionConfig:
             input_image_bgr=attrs.boolean("input_image_bgr"),
             mean=_three(attrs.numbers("input_image_mean_value", min_length=3)),
             std=_three(attrs.numbers("input_image_std_dev", min_length=3)),
-            resize_mode=attrs.string("resize_mode", default="stretch"),
+            resize_mode=attrs.choice("resize_mode", RESIZE_MODES, default="stretch"),
             thresholds=Thresholds.parse(attrs),
         )
         attrs.finish()
-        if config.resize_mode not in RESIZE_MODES:
-            raise ConfigError(f"attribute 'resize_mode' must be one of {', '.join(RESIZE_MODES)}, got {config.resize_mode!r}")
-        if config.std is not None and 0.0 in config.std:
-            raise ConfigError(f"attribute 'input_image_std_dev' must not contain 0 (it divides), got {list(config.std)}")
+        check_normalization(config.mean, config.std)
         bad = sorted(set(config.remap_output_names.values()) - set(OUTPUT_ROLES))
         if bad:
             raise ConfigError(f"attribute 'remap_output_names' maps to unknown role(s) {bad}; roles: {', '.join(OUTPUT_ROLES)}")
@@ -107,13 +106,10 @@ def _read_labels(path: str) -> tuple[str, ...]:
 
 
 def _box_order(values: tuple[float, ...] | None) -> tuple[int, ...] | None:
-    if values is None:
-        return None
-    order = tuple(int(v) for v in values)
-    if sorted(order) != [0, 1, 2, 3] or any(v != int(v) for v in values):
-        raise ConfigError("attribute 'xmin_ymin_xmax_ymax_order' must be a permutation of 0, 1, 2, 3 (entry i says which "
-                          f"of xmin=0, ymin=1, xmax=2, ymax=3 sits at position i of each box), got {list(values)}")
-    return order
+    try:
+        return None if values is None else check_box_order(values, "attribute 'xmin_ymin_xmax_ymax_order'")
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (entry i says which of xmin=0, ymin=1, xmax=2, ymax=3 sits at position i of each box)") from None
 
 
 def _three(values: tuple[float, ...] | None) -> tuple[float, float, float] | None:

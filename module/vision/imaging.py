@@ -252,27 +252,3 @@ def _convert_rgb(img: PIL.Image.Image) -> PIL.Image.Image:
 
 def _to_rgb_array(img: PIL.Image.Image) -> NDArray[np.uint8]:
     return np.asarray(img, dtype=np.uint8)
-
-
-def encode_rgba(rgb_or_rgba: NDArray[np.uint8]) -> bytes:
-    """Build ``image/vnd.viam.rgba`` bytes from an ``H x W x 3`` (alpha set to 255) or ``H x W x 4`` uint8 array.
-
-    Args:
-        rgb_or_rgba: The pixels.
-
-    Returns:
-        Header (magic, width, height as uint32 big-endian) followed by the RGBA rows.
-
-    Raises:
-        ValueError: The array is not ``H x W x 3|4`` uint8.
-    """
-    arr = np.asarray(rgb_or_rgba)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ValueError(f"expected an HxWx3 or HxWx4 uint8 array, got {arr.dtype} {arr.shape}")
-    height, width = arr.shape[:2]
-    if arr.shape[2] == 3:
-        rgba = np.empty((height, width, 4), dtype=np.uint8)
-        rgba[..., :3] = arr
-        rgba[..., 3] = 255
-        arr = rgba
-    return RGBA_HEADER.pack(RGBA_MAGIC, width, height) + np.ascontiguousarray(arr).tobytes()

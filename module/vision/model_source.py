@@ -4,33 +4,17 @@ picked up at once and a removed one gives a clear FAILED_PRECONDITION."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
-from numpy.typing import NDArray
+from collections.abc import Callable
+from typing import TypeVar
 
 from module.errors import FailedPreconditionError, NotFoundError, UnavailableError
-from module.mlmodel.types import MLModel, ModelInfo
+from module.mlmodel.remote import RemoteModel
+from module.mlmodel.types import MLModel
 from module.parent import ParentClient
-from module.resource_names import MLMODEL_API
-from module.resources import ResourceManager
+from module.resource.manager import ResourceManager
+from module.resource.names import MLMODEL_API
 
-
-class RemoteModel:
-    """An mlmodel served elsewhere, called through the parent; its metadata is read once."""
-
-    def __init__(self, parent: ParentClient, name: str) -> None:
-        self._parent = parent
-        self._name = name
-        self._info: ModelInfo | None = None
-
-    def metadata(self) -> ModelInfo:
-        if self._info is None:
-            self._info = self._parent.model_metadata(self._name)
-        return self._info
-
-    def infer(self, inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
-        return self._parent.infer(self._name, inputs)
+T = TypeVar("T")
 
 
 class ModelSource:
@@ -50,14 +34,14 @@ class ModelSource:
         if parent is None:
             raise FailedPreconditionError(f"mlmodel {self.name!r} is not available: it is not (or no longer) in this "
                                           "module and there is no parent connection to reach it elsewhere")
-        if self._remote is None:
+        if self._remote is None or self._remote.parent is not parent:
             self._remote = RemoteModel(parent, self.name)
         return self._remote
 
     def location(self) -> str:
         return "in-process" if self._resources.find(MLMODEL_API, self.name) is not None else "parent"
 
-    def call(self, model: MLModel, fn: Callable[[MLModel], Any]) -> Any:
+    def call(self, model: MLModel, fn: Callable[[MLModel], T]) -> T:
         """Run ``fn`` on ``model``, turning 'not there' into FAILED_PRECONDITION for the vision caller."""
         try:
             return fn(model)

@@ -7,15 +7,18 @@ then the tensor shapes when names are missing (TFLite_Detection_PostProcess orde
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from module.errors import FailedPreconditionError
-from module.labels import read_label_file
+from module.mlmodel.labels import read_label_file
 from module.mlmodel.types import ModelInfo, TensorInfo
+from module.vision.boxes import DEFAULT_BOX_ORDER
 from module.vision.config import VisionConfig
-from module.vision.postprocess import DEFAULT_BOX_ORDER
 from module.vision.tensorize import SUPPORTED_DTYPES, InputSpec
 
 # Names models use for each role (TFLite metadata of the COCO SSD says "locations", "classes", "scores").
@@ -178,3 +181,12 @@ def _labels(info: ModelInfo, config: VisionConfig) -> tuple[str, ...]:
 
 def _describe(tensors: tuple[TensorInfo, ...]) -> str:
     return ", ".join(f"{t.name!r} {t.dtype} {list(t.shape)}" for t in tensors) or "none"
+
+
+def read_output(outputs: Mapping[str, NDArray[Any]], name: str) -> NDArray[Any]:
+    """The output the plan names, or FAILED_PRECONDITION when the mlmodel did not return it."""
+    try:
+        return outputs[name]
+    except KeyError:
+        raise FailedPreconditionError(f"the mlmodel did not return output {name!r} (it returned "
+                                      f"{', '.join(map(repr, outputs)) or 'nothing'})") from None

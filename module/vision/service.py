@@ -8,21 +8,24 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from module.config_attrs import Attributes
 from module.errors import FailedPreconditionError, InvalidInputError
 from module.mlmodel.types import MLModel
 from module.parent import Frame, ParentClient
-from module.registry import ResourceContext
-from module.vision import results
+from module.resource.attributes import Attributes
+from module.resource.registry import ResourceContext
+from module.vision.classifications import Classification, class_probabilities, class_table, classifications
 from module.vision.config import Thresholds, VisionConfig
+from module.vision.detections import Detection, detections
 from module.vision.imaging import open_image, to_model_input
 from module.vision.model_source import ModelSource
 from module.vision.plan import Plan, make_plan
-from module.vision.postprocess import ClassTable
+from module.vision.scores import ClassTable
 from module.vision.stats import StageStats
 from module.vision.tensorize import image_to_tensor
+
+T = TypeVar("T")
 
 COMMANDS: Final = ("get_config", "set_thresholds", "stats")
 
@@ -37,8 +40,8 @@ class Properties:
 @dataclass(frozen=True, slots=True)
 class Capture:
     frame: Frame
-    detections: list[results.Detection] | None
-    classifications: list[results.Classification] | None
+    detections: list[Detection] | None
+    classifications: list[Classification] | None
 
 
 class VisionService:
@@ -78,17 +81,17 @@ class VisionService:
 
     # --- calls -----------------------------------------------------------------------------------------------------
 
-    def detections(self, data: bytes, mime_type: str = "") -> list[results.Detection]:
+    def detections(self, data: bytes, mime_type: str = "") -> list[Detection]:
         return self._run(data, mime_type, lambda outputs, plan, geometry: self._detect(outputs, plan, geometry))
 
-    def classifications(self, data: bytes, mime_type: str = "", n: int = 0) -> list[results.Classification]:
+    def classifications(self, data: bytes, mime_type: str = "", n: int = 0) -> list[Classification]:
         return self._run(data, mime_type, lambda outputs, plan, _: self._classify(outputs, plan, n))
 
-    def detections_from_camera(self, camera: str, timeout: float | None = None) -> list[results.Detection]:
+    def detections_from_camera(self, camera: str, timeout: float | None = None) -> list[Detection]:
         frame = self.frame(camera, timeout)
         return self.detections(frame.data, frame.mime_type)
 
-    def classifications_from_camera(self, camera: str, n: int, timeout: float | None = None) -> list[results.Classification]:
+    def classifications_from_camera(self, camera: str, n: int, timeout: float | None = None) -> list[Classification]:
         frame = self.frame(camera, timeout)
         return self.classifications(frame.data, frame.mime_type, n)
 
@@ -118,7 +121,7 @@ class VisionService:
 
     # --- pipeline --------------------------------------------------------------------------------------------------
 
-    def _run(self, data: bytes, mime_type: str, finish: Callable[[Mapping[str, Any], Plan, tuple[Any, ...]], Any]) -> Any:
+    def _run(self, data: bytes, mime_type: str, finish: Callable[[Mapping[str, Any], Plan, tuple[Any, ...]], T]) -> T:
         try:
             model = self._source.get()
             plan = self._plan(model)
@@ -137,20 +140,20 @@ class VisionService:
             self.stats.count_error()
             raise
 
-    def _detect(self, outputs: Mapping[str, Any], plan: Plan, geometry: tuple[Any, ...]) -> list[results.Detection]:
+    def _detect(self, outputs: Mapping[str, Any], plan: Plan, geometry: tuple[Any, ...]) -> list[Detection]:
         if plan.detector is None:
             raise FailedPreconditionError(f"mlmodel {self.config.mlmodel_name!r} is a classifier, not a detector: "
                                           "use GetClassifications")
         model_size, letterbox, original = geometry
-        return results.detections(outputs, plan.detector, plan.labels, self._thresholds, model_size=model_size,
+        return detections(outputs, plan.detector, plan.labels, self._thresholds, model_size=model_size,
                                   letterbox=letterbox, original_size=original)
 
-    def _classify(self, outputs: Mapping[str, Any], plan: Plan, n: int) -> list[results.Classification]:
+    def _classify(self, outputs: Mapping[str, Any], plan: Plan, n: int) -> list[Classification]:
         if plan.classifier is None:
             raise FailedPreconditionError(f"mlmodel {self.config.mlmodel_name!r} is a detector, not a classifier: "
                                           "use GetDetections")
-        probs = results.class_probabilities(outputs, plan.classifier)
-        return results.classifications(probs, self._class_table(plan, probs.size), n)
+        probs = class_probabilities(outputs, plan.classifier)
+        return classifications(probs, self._class_table(plan, probs.size), n)
 
     def _class_table(self, plan: Plan, count: int) -> ClassTable:
         """The table for this plan, the current thresholds and ``count`` classes, rebuilt only when one changes
@@ -158,7 +161,7 @@ class VisionService:
         thresholds = self._thresholds
         cached = self._class_table_for
         if cached is None or cached[0] is not plan or cached[1] is not thresholds or len(cached[2].names) != count:
-            cached = (plan, thresholds, results.class_table(plan.labels, thresholds, count))
+            cached = (plan, thresholds, class_table(plan.labels, thresholds, count))
             self._class_table_for = cached
         return cached[2]
 

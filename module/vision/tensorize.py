@@ -7,6 +7,7 @@ apply in the model's channel order) and extends it to float16/float64 and int8 i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -19,6 +20,15 @@ DEFAULT_MEAN: Final = (0.5, 0.5, 0.5)
 DEFAULT_STD: Final = (0.5, 0.5, 0.5)
 _FLOAT_DTYPES: Final = frozenset({np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)})
 SUPPORTED_DTYPES: Final = ("uint8", "int8", "float16", "float32", "float64")
+
+
+def check_normalization(mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+    """ConfigError unless mean and std (each optional) are 3 finite numbers and std has no 0 (it divides)."""
+    for attr, values in (("input_image_mean_value", mean), ("input_image_std_dev", std)):
+        if values is not None and (len(values) != 3 or not all(np.isfinite(v) for v in values)):
+            raise ConfigError(f"attribute {attr!r} must be 3 finite numbers, got {list(values)}")
+    if std is not None and any(v == 0 for v in std):
+        raise ConfigError(f"attribute 'input_image_std_dev' must not contain 0 (it divides), got {list(std)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +59,11 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", np.dtype(self.dtype))
-        for name, attr, values in (
-            ("mean", "input_image_mean_value", self.mean),
-            ("std", "input_image_std_dev", self.std),
-        ):
-            if values is None:
-                continue
-            if len(values) != 3 or not all(np.isfinite(v) for v in values):
-                raise ConfigError(f"{attr} must be 3 finite numbers, got {list(values)}")
-            object.__setattr__(self, name, tuple(float(v) for v in values))
-        if self.std is not None and any(v == 0 for v in self.std):
-            raise ConfigError(f"input_image_std_dev must not contain 0 (division by 0), got {list(self.std)}")
+        check_normalization(self.mean, self.std)
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if values is not None:
+                object.__setattr__(self, name, tuple(float(v) for v in values))
 
     @property
     def size(self) -> tuple[int, int] | None:

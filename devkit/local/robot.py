@@ -1,0 +1,245 @@
+"""viam-server in miniature for one module: the parent with its cameras, the module process, and the module's
+resources validated and added in dependency order (removed again on close). Every problem with the config,
+including the errors the module returns from ValidateConfig and AddResource, names the file, line and attribute."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Final
+
+import grpc
+
+from devkit.local.frames import FrameSource, expand
+from devkit.local.robot_config import ConfigProblem, ModuleEntry, ResourceEntry, RobotConfig
+from devkit.standin.launcher import LaunchError, ModuleProcess, component_config
+from devkit.standin.parent import FakeParent
+from module.gen.app.v1 import robot_pb2 as app_pb2
+from module.gen.common.v1 import common_pb2
+from module.resource.names import CAMERA_API
+
+REPO: Final = Path(__file__).resolve().parents[2]
+DEFAULT_MODULE: Final = ModuleEntry(name="tflite", executable_path="", log_level="", env={}, path=())
+IMAGE_ATTRIBUTE: Final = "color_image_file_path"  # rdk:builtin:image_file; here also a folder or a glob
+_WORD: Final = re.compile(r"[A-Za-z_]\w*")
+_QUOTED: Final = re.compile(r"'([\w-]+)'")
+
+
+def make_cameras(config: RobotConfig, images: Mapping[str, Sequence[str]]) -> dict[str, FrameSource]:
+    """A FrameSource per camera of the config: ``images[name]`` (paths relative to the working directory) when
+    given, else the camera's ``color_image_file_path`` (relative to the config file)."""
+    cameras: dict[str, FrameSource] = {}
+    for name, specs in images.items():
+        try:
+            cameras[name] = FrameSource([f for spec in specs for f in expand(spec, Path.cwd())])
+        except ValueError as exc:
+            raise ConfigProblem("--images", None, (), str(exc)) from None
+    for entry in config.resources:
+        if entry.api != str(CAMERA_API) or entry.name in cameras:
+            continue
+        spec = entry.attributes.get(IMAGE_ATTRIBUTE)
+        if not isinstance(spec, str) or not spec:
+            raise config.problem((*entry.path, "attributes"), f"camera {entry.name!r} has no images: set "
+                                 f"{IMAGE_ATTRIBUTE} (a file, a folder or a glob) or pass --images")
+        try:
+            cameras[entry.name] = FrameSource(expand(spec, config.source.parent))
+        except ValueError as exc:
+            raise config.problem((*entry.path, "attributes", IMAGE_ATTRIBUTE), str(exc)) from None
+    return cameras
+
+
+def locate(config: RobotConfig, entry: ResourceEntry, error: grpc.RpcError, call: str) -> ConfigProblem:
+    """A module error about ``entry``, pinned to the attribute it names (by key, else by value) when it names one."""
+    message = f"{(error.details() or '').removeprefix(f'{entry.full_name}: ')} ({call}: {error.code().name})"
+    attributes = (*entry.path, "attributes")
+    for word in _WORD.findall(message):
+        if word in entry.attributes:
+            return config.problem((*attributes, word), message)
+    for key, value in entry.attributes.items():
+        if isinstance(value, str) and len(value) > 1 and value in message:
+            return config.problem((*attributes, key), message)
+    for word in _QUOTED.findall(message):  # a required attribute is missing: is one of those present a typo of it?
+        close = difflib.get_close_matches(word, [str(k) for k in entry.attributes], n=1, cutoff=0.8)
+        if close:
+            return config.problem((*attributes, close[0]), f"is {close[0]!r} a typo of {word!r}? {message}")
+    return config.problem(attributes if "attribute" in message else entry.path, message)
+
+
+@dataclass
+class ModuleLog:
+    """The module's output file; log entries it sends to the parent go there too, warnings and errors also to stderr."""
+
+    path: Path
+    file: IO[bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+
+    def entry(self, log: common_pb2.LogEntry) -> None:
+        line = f"{log.time.ToDatetime():%H:%M:%S} {log.level.upper()} {log.logger_name}: {log.message}"
+        self.file.write(line.encode() + b"\n")
+        self.file.flush()
+        if log.level in ("warn", "error"):
+            print(f"module: {line}", file=sys.stderr)
+
+    def tail(self, lines: int = 15) -> str:
+        self.file.flush()
+        return "".join(self.path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class LocalRobot:
+    """Starts everything in ``start()``; ``close()`` removes the resources and stops the module and the parent."""
+
+    def __init__(self, config: RobotConfig, cameras: Mapping[str, FrameSource], log: ModuleLog, *,
+                 executable: Path | None = None) -> None:
+        if len(config.modules) > 1:
+            raise config.problem(config.modules[1].path, "the local runner runs one module; remove the others")
+        self.config = config
+        self.module = config.modules[0] if config.modules else DEFAULT_MODULE
+        self.log = log
+        self.executable = executable or self._executable()
+        self.socket_dir = tempfile.mkdtemp(prefix="viam-module-", dir="/tmp")  # socket paths must stay short
+        self.cameras = dict(cameras)
+        self.parent = FakeParent(f"{self.socket_dir}/parent.sock", on_log=log.entry)
+        self.parent.cameras.update(self.cameras)
+        self.parent.add_resources([f"{CAMERA_API}/{name}" for name in self.cameras])
+        self.launcher: ModuleProcess | None = None
+        self.added: list[ResourceEntry] = []
+
+    def _executable(self) -> Path:
+        if not self.module.executable_path:
+            return REPO / "run.sh"
+        path = Path(self.module.executable_path).expanduser()
+        path = path if path.is_absolute() else self.config.source.parent / path
+        if not path.is_file():
+            raise self.config.problem((*self.module.path, "executable_path"), f"no such file: {path}")
+        return path.resolve()
+
+    @property
+    def module_process(self) -> ModuleProcess:
+        if self.launcher is None:
+            raise LaunchError("the module is not started")
+        return self.launcher
+
+    def start(self) -> None:
+        home = os.environ.get("VIAM_HOME") or str(Path.home() / ".viam")
+        self.launcher = ModuleProcess(executable=self.executable, name=self.module.name, env=self.module.env,
+                                      log_level=self.module.log_level or None, socket_dir=self.socket_dir,
+                                      output=self.log.file, viam_home=home)
+        self.launcher.wait_for_socket()
+        self.launcher.ready(self.parent.address)
+        handlers = self.launcher.handlers
+        self.launcher.check_reflection()
+        served = {(api, model) for api, models in handlers.items() for model in models}
+        ours = [r for r in self.config.resources if (r.api, r.model) in served]
+        for r in self.config.resources:
+            if r in ours or r.api == str(CAMERA_API):
+                continue
+            if r.api in handlers:
+                raise self.config.problem((*r.path, "model"), f"module {self.module.name!r} does not serve {r.model!r} "
+                                          f"for {r.api}; it serves {', '.join(handlers[r.api])}")
+            print(f"local: skipping {r.full_name}: the local runner serves cameras and runs the module's "
+                  "resources only", file=sys.stderr)
+        deps = {r.full_name: self._dependencies(r) for r in ours}
+        for entry in _in_order(self.config, ours, deps):
+            try:
+                self.module_process.add_config(_config(entry), deps[entry.full_name])
+            except grpc.RpcError as exc:
+                raise locate(self.config, entry, exc, "AddResource") from None
+            self.added.append(entry)
+            self.parent.add_resources([entry.full_name])
+
+    def _dependencies(self, entry: ResourceEntry) -> list[str]:
+        """Full names of what ``entry`` needs: ValidateConfig's answer plus ``depends_on``."""
+        try:
+            reply = self.module_process.validate_config(_config(entry))
+            required, optional = list(reply.dependencies), list(reply.optional_dependencies)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:  # a module without ValidateConfig declares nothing
+                raise locate(self.config, entry, exc, "ValidateConfig") from None
+            required, optional = [], []
+        names = [(n, True) for n in (*required, *entry.depends_on)] + [(n, False) for n in optional]
+        result: list[str] = []
+        for name, needed in names:
+            found = self.config.by_name(name)
+            camera = name.removeprefix(f"{CAMERA_API}/")
+            if not found and camera in self.cameras:  # a camera made from --images alone
+                result.append(f"{CAMERA_API}/{camera}")
+                continue
+            if len(found) > 1 and "/" not in name:
+                raise self._where(entry, name, f"{name!r} is ambiguous: {', '.join(f.full_name for f in found)}")
+            if found and found[0].full_name not in result:
+                result.append(found[0].full_name)
+            elif not found and needed:
+                raise self._where(entry, name, f"{entry.name!r} depends on {name!r}, which is not in the config")
+        return result
+
+    def _where(self, entry: ResourceEntry, name: str, message: str) -> ConfigProblem:
+        """Point at the attribute (or depends_on entry) that names ``name``."""
+        for key, value in entry.attributes.items():
+            if value == name:
+                return self.config.problem((*entry.path, "attributes", key), message)
+        if name in entry.depends_on:
+            return self.config.problem((*entry.path, "depends_on", entry.depends_on.index(name)), message)
+        return self.config.problem(entry.path, message)
+
+    def close(self, budget_s: float = 20.0) -> int | None:
+        """RemoveResource for each resource (dependents first, 20 s in all), then stop the module and the parent."""
+        deadline = time.monotonic() + budget_s
+        for entry in reversed(self.added):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.launcher is None or not self.launcher.alive():
+                break
+            try:
+                self.launcher.remove(entry.full_name, timeout=min(30.0, remaining))
+            except grpc.RpcError as exc:
+                print(f"local: RemoveResource {entry.full_name}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        self.added.clear()
+        code = self.launcher.stop()[0] if self.launcher is not None else None
+        if self.launcher is not None:
+            self.launcher.close()
+        self.parent.stop()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        return code
+
+
+def _config(entry: ResourceEntry) -> app_pb2.ComponentConfig:
+    return component_config(entry.name, (entry.api, entry.model), entry.attributes, depends_on=tuple(entry.depends_on),
+                            log_level=entry.log_level)
+
+
+def _in_order(config: RobotConfig, entries: Sequence[ResourceEntry],
+              deps: Mapping[str, Sequence[str]]) -> list[ResourceEntry]:
+    """Dependencies before dependents (dependencies outside ``entries`` are served by the parent)."""
+    by_name = {e.full_name: e for e in entries}
+    ordered: list[ResourceEntry] = []
+    state: dict[str, str] = {}
+
+    def visit(entry: ResourceEntry, chain: tuple[str, ...]) -> None:
+        if state.get(entry.full_name) == "done":
+            return
+        if state.get(entry.full_name) == "visiting":
+            raise config.problem(entry.path, f"dependency cycle: {' -> '.join((*chain, entry.full_name))}")
+        state[entry.full_name] = "visiting"
+        for dep in deps[entry.full_name]:
+            if dep in by_name:
+                visit(by_name[dep], (*chain, entry.full_name))
+        state[entry.full_name] = "done"
+        ordered.append(entry)
+
+    for entry in entries:
+        visit(entry, ())
+    return ordered
+

@@ -1,0 +1,165 @@
+"""Run vision services over every camera image through the module's socket: a table of what was found per image
+with timings, annotated PNG copies, progress lines on stderr, and a summary with the module's per-stage times."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, TextIO
+
+import grpc
+
+from devkit.local.annotate import Box, Label, save_annotated
+from devkit.local.frames import FrameSource
+from module.gen.common.v1 import common_pb2
+from module.gen.service.vision.v1 import vision_pb2, vision_pb2_grpc
+from module.resource.structs import dict_to_struct, struct_to_dict
+
+CALL_TIMEOUT_S: Final = 60.0
+TOP_CLASSES: Final = 3
+_ROW: Final = "{:<%d} {:<%d} {:<24} {:>5}  {:<22} {:>7}"  # widths: the longest image and service names
+_STAGES: Final = ("camera", "decode", "preprocess", "infer", "postprocess")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A vision service, the camera it reads, and what it supports (from GetProperties)."""
+
+    name: str
+    camera: str
+    detections: bool
+    classifications: bool
+
+
+@dataclass
+class Outcome:
+    images: int = 0
+    errors: int = 0
+    annotated: list[Path] = field(default_factory=list)
+    ms: dict[str, list[float]] = field(default_factory=dict)
+
+
+def properties(channel: grpc.Channel, name: str) -> vision_pb2.GetPropertiesResponse:
+    stub = vision_pb2_grpc.VisionServiceStub(channel)
+    reply: vision_pb2.GetPropertiesResponse = stub.GetProperties(vision_pb2.GetPropertiesRequest(name=name),
+                                                                 timeout=CALL_TIMEOUT_S)
+    return reply
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+class Runner:
+    def __init__(self, channel: grpc.Channel, cameras: Mapping[str, FrameSource], out: Path, *,
+                 stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> None:
+        self._vision = vision_pb2_grpc.VisionServiceStub(channel)
+        self._cameras = cameras
+        self._out = out
+        self._stdout = stdout
+        self._stderr = stderr
+        self._row = _ROW % (5, 7)
+
+    def run(self, targets: Sequence[Target]) -> Outcome:
+        """Every image of every camera the targets read, through each target reading that camera."""
+        self._out.mkdir(parents=True, exist_ok=True)
+        outcome = Outcome(ms={t.name: [] for t in targets})
+        cameras = list(dict.fromkeys(t.camera for t in targets))
+        total = sum(len(self._cameras[c].files) for c in cameras)
+        self._row = _ROW % (max([5] + [len(f.name) for c in cameras for f in self._cameras[c].files]),
+                            max([7] + [len(t.name) for t in targets]))
+        print(self._row.format("image", "service", "label", "conf", "box (x0, y0, x1, y1)", "ms"), file=self._stdout)
+        used: set[str] = set()
+        for camera in cameras:
+            source = self._cameras[camera]
+            for index, path in enumerate(source.files):
+                source.pin(index)  # every call below gets this frame from the parent
+                self._progress(f"[{outcome.images + 1}/{total}] {path.name} ({camera})")
+                boxes, labels, rows = self._one_image(path, [t for t in targets if t.camera == camera], outcome)
+                name = path.stem if path.stem not in used else f"{path.stem}-{camera}-{index}"
+                used.add(name)
+                target = self._out / f"{name}.png"
+                if target.resolve() == path.resolve():  # --out is the image folder: never overwrite an original
+                    target = self._out / f"{name}-annotated.png"
+                outcome.annotated.append(save_annotated(path, target, boxes, labels))
+                outcome.images += 1
+                self._progress("")
+                for i, row in enumerate(rows):
+                    print(self._row.format(path.name if i == 0 else "", *row), file=self._stdout, flush=True)
+            source.pin(None)
+        return outcome
+
+    def _progress(self, text: str) -> None:
+        """A "[k/n] image" line on stderr; on a terminal it is redrawn in place and cleared before the rows."""
+        if self._stderr.isatty():
+            self._stderr.write(f"\r\033[K{text}")
+            self._stderr.flush()
+        elif text:
+            print(text, file=self._stderr, flush=True)
+
+    def _one_image(self, path: Path, targets: Sequence[Target],
+                   outcome: Outcome) -> tuple[list[Box], list[Label], list[tuple[str, ...]]]:
+        boxes: list[Box] = []
+        labels: list[Label] = []
+        rows: list[tuple[str, ...]] = []
+        for target in targets:
+            started = time.perf_counter()
+            try:
+                found_boxes, found_labels = self._call(target)
+            except grpc.RpcError as exc:
+                outcome.errors += 1
+                rows.append((target.name, "error", "", _short(f"{exc.code().name}: {exc.details()}", 60), ""))
+                continue
+            ms = (time.perf_counter() - started) * 1000
+            outcome.ms[target.name].append(ms)
+            boxes += found_boxes
+            labels += found_labels
+            found = [(b.label, f"{b.confidence:.2f}", f"({b.x_min}, {b.y_min}, {b.x_max}, {b.y_max})")
+                     for b in found_boxes]
+            found += [(c.label, f"{c.confidence:.2f}", "-") for c in found_labels]
+            for i, (label, conf, box) in enumerate(found or [("-", "", "nothing found")]):
+                first = i == 0
+                rows.append((target.name if first else "", _short(label, 24), conf, box, f"{ms:.1f}" if first else ""))
+        return boxes, labels, rows
+
+    def _call(self, target: Target) -> tuple[list[Box], list[Label]]:
+        boxes: list[Box] = []
+        labels: list[Label] = []
+        if target.detections:
+            reply = self._vision.GetDetectionsFromCamera(vision_pb2.GetDetectionsFromCameraRequest(
+                name=target.name, camera_name=target.camera), timeout=CALL_TIMEOUT_S)
+            boxes = [Box(d.class_name, d.confidence, d.x_min, d.y_min, d.x_max, d.y_max) for d in reply.detections]
+        if target.classifications:
+            found = self._vision.GetClassificationsFromCamera(vision_pb2.GetClassificationsFromCameraRequest(
+                name=target.name, camera_name=target.camera, n=TOP_CLASSES), timeout=CALL_TIMEOUT_S)
+            labels = [Label(c.class_name, c.confidence) for c in found.classifications]
+        return boxes, labels
+
+    def summary(self, outcome: Outcome, seconds: float) -> None:
+        """Per service: call times as the runner saw them, then the module's own per-stage means."""
+        calls = sum(len(v) for v in outcome.ms.values())
+        print(f"\n{outcome.images} images, {calls} calls in {seconds:.2f} s"
+              + (f", {outcome.errors} errors" if outcome.errors else ""), file=self._stdout)
+        for name, times in outcome.ms.items():
+            if not times:
+                continue
+            stages = self._stages(name)
+            print(f"  {name}: mean {statistics.fmean(times):.1f} ms, median {statistics.median(times):.1f}, "
+                  f"min {min(times):.1f}, max {max(times):.1f}" + (f" (in the module: {stages})" if stages else ""),
+                  file=self._stdout)
+        if outcome.annotated:
+            print(f"annotated images: {self._out}/ ({len(outcome.annotated)} PNG files)", file=self._stdout)
+
+    def _stages(self, name: str) -> str:
+        try:
+            reply = self._vision.DoCommand(common_pb2.DoCommandRequest(name=name, command=dict_to_struct(
+                {"command": "stats"})), timeout=5)
+        except grpc.RpcError:
+            return ""
+        stages = struct_to_dict(reply.result).get("stages", {})
+        order = [s for s in _STAGES if s in stages] + [s for s in stages if s not in _STAGES]
+        return ", ".join(f"{stage} {stages[stage].get('mean_ms', 0):.1f}" for stage in order) + " ms mean"

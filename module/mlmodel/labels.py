@@ -1,0 +1,104 @@
+"""Label files: reading them (one label per line, line ``i`` naming class ``i``) and extracting the ones embedded in a
+model to disk, so that any Viam vision service can read them by path (it reads ``output_info[i].extra["labels"]``)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+
+from module.errors import ConfigError
+from module.mlmodel.tflite_metadata import ModelMetadata, label_file_for
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def parse_labels(data: bytes) -> tuple[str, ...]:
+    """Parse the contents of a label file.
+
+    The bytes are decoded as UTF-8 (a leading byte-order mark is dropped, invalid bytes become U+FFFD, so this
+    never raises). Lines may end in LF, CRLF or CR; each line is stripped of surrounding whitespace.
+
+    Trailing blank lines are dropped, but a blank line *inside* the file keeps its position and becomes ``""``.
+    Label ``i`` must stay line ``i`` because models index classes by position: the RDK's parser skipped blank
+    lines, which shifted every later label by one and silently mislabelled results.
+
+    A file made of a single line that contains commas is split on the commas (the RDK accepted that format).
+
+    Args:
+        data: The raw file contents.
+
+    Returns:
+        The labels, in file order.
+    """
+    text = data.decode("utf-8-sig", errors="replace")
+    lines = [line.strip() for line in _LINE_BREAK.split(text)]
+    while lines and not lines[-1]:
+        lines.pop()
+    if len(lines) == 1 and "," in lines[0]:
+        lines = [part.strip() for part in lines[0].split(",")]
+        while lines and not lines[-1]:
+            lines.pop()
+    return tuple(lines)
+
+
+def read_label_file(path: str) -> tuple[str, ...]:
+    """Read and parse a label file.
+
+    Args:
+        path: Path of the file.
+
+    Returns:
+        The labels (see :func:`parse_labels`).
+
+    Raises:
+        ConfigError: The file is missing, unreadable or holds no labels; the message names the path.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read (not /dev/zero).
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError(f"label file {path!r} is not a regular file")
+            data = handle.read()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"label file {path!r} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"label file {path!r} cannot be read: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL character in the path
+        raise ConfigError(f"label file {path!r} is not a valid path: {exc}") from None
+    labels = parse_labels(data)
+    if not labels:
+        raise ConfigError(f"label file {path!r} is empty")
+    return labels
+
+def labels_dir() -> Path:
+    """``$VIAM_MODULE_DATA/labels`` under viam-server, else a per-user folder in the temp dir."""
+    base = os.environ.get("VIAM_MODULE_DATA") or os.path.join(tempfile.gettempdir(), f"tflite-module-{os.getuid()}")
+    return Path(base) / "labels"
+
+
+def extract_embedded(meta: ModelMetadata | None) -> str | None:
+    """Write the first embedded label file to disk (content-addressed) and return its path, or None if there is none."""
+    if meta is None:
+        return None
+    for index in range(len(meta.outputs)):
+        found = label_file_for(meta, index)
+        if found is None:
+            continue
+        name, _ = found
+        data = meta.files[name]
+        folder = labels_dir()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The name comes from the model file: keep only safe characters so it cannot escape the folder.
+        target = folder / f"{hashlib.sha256(data).hexdigest()[:16]}-{_SAFE.sub('_', os.path.basename(name))}"
+        if not target.exists():
+            fd, tmp = tempfile.mkstemp(dir=folder)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        return str(target)
+    return None

@@ -1,0 +1,86 @@
+"""A detector's raw outputs -> Detections in original-image pixels (thresholds, NMS, labels, box mapping)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from module.vision.boxes import boxes_to_original, looks_normalized, nms, to_xyxy
+from module.vision.config import Thresholds
+from module.vision.imaging import Letterbox
+from module.vision.plan import DetectorPlan, read_output
+from module.vision.scores import dequantize, label_for, rule_of
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A box in original-image pixels (all four set) plus the same box normalised to the image size."""
+
+    x_min: int
+    y_min: int
+    x_max: int
+    y_max: int
+    x_min_normalized: float
+    y_min_normalized: float
+    x_max_normalized: float
+    y_max_normalized: float
+    confidence: float
+    class_name: str
+
+
+def detections(outputs: Mapping[str, NDArray[Any]], plan: DetectorPlan, labels: tuple[str, ...],
+               thresholds: Thresholds, *, model_size: tuple[int, int], letterbox: Letterbox,
+               original_size: tuple[int, int]) -> list[Detection]:
+    boxes = dequantize(read_output(outputs, plan.location), plan.location_quant.scale, plan.location_quant.zero_point)
+    boxes = boxes.reshape(-1, 4)
+    raw_scores = dequantize(read_output(outputs, plan.score), plan.score_quant.scale, plan.score_quant.zero_point)
+    if plan.category is None and raw_scores.ndim == 3:  # [1, N, classes]: the class is the best-scoring one
+        per_class = raw_scores.reshape(raw_scores.shape[-2], raw_scores.shape[-1])
+        classes = per_class.argmax(axis=1)
+        scores = per_class[np.arange(per_class.shape[0]), classes]
+        named = np.ones(classes.shape, bool)
+    else:
+        scores = raw_scores.reshape(-1)
+        raw_classes = (read_output(outputs, plan.category).reshape(-1).astype(np.float64) if plan.category
+                       else np.zeros(scores.shape))
+        named = np.isfinite(raw_classes)  # a NaN/Inf class id names no class: such rows are dropped below
+        classes = np.rint(np.clip(np.where(named, raw_classes, 0), -(2**31), 2**31)).astype(np.int64)
+    n = min(len(boxes), len(scores), len(classes))
+    if plan.count is not None:  # fixed-size outputs are zero-padded past the valid count
+        count = read_output(outputs, plan.count).reshape(-1)
+        if count.size and np.isfinite(count[0]):
+            n = max(0, min(n, int(count[0])))
+    boxes, scores, classes, named = boxes[:n], scores[:n].astype(np.float64), classes[:n], named[:n]
+    # Labels and thresholds per distinct class id, not per row: a raw [1, N, classes] output has thousands of rows.
+    ids, row_id = np.unique(classes, return_inverse=True)
+    id_names = [label_for(int(c), labels) for c in ids]
+    needed = rule_of(thresholds).minimums(id_names)[row_id]
+    index = np.flatnonzero((scores >= needed) & np.isfinite(boxes).all(axis=1) & named)
+    xyxy = to_xyxy(boxes[index], plan.box_order)
+    if thresholds.iou_threshold is not None and len(index):
+        kept = nms(xyxy, scores[index], classes[index], thresholds.iou_threshold, thresholds.class_agnostic_nms)
+    else:
+        kept = np.argsort(-scores[index], kind="stable")
+    if thresholds.max_detections is not None:
+        kept = kept[: thresholds.max_detections]
+    index, xyxy = index[kept], xyxy[kept]
+    normalized = plan.normalized if plan.normalized is not None else looks_normalized(xyxy)
+    pixels = boxes_to_original(xyxy, normalized=normalized, model_size=model_size, letterbox=letterbox,
+                               original_size=original_size)
+    return _to_detections(pixels, scores[index], [id_names[j] for j in row_id[index]], original_size)
+
+
+def _to_detections(pixels: NDArray[np.float64], scores: NDArray[np.float64], names: list[str],
+                   size: tuple[int, int]) -> list[Detection]:
+    width, height = size
+    ints = np.rint(pixels).astype(np.int64)
+    # viam-server recomputes the image size as x_max / x_max_normalized: keep the max corner at least 1 px.
+    ints[:, 2] = np.maximum(ints[:, 2], np.minimum(ints[:, 0] + 1, width))
+    ints[:, 3] = np.maximum(ints[:, 3], np.minimum(ints[:, 1] + 1, height))
+    norm = ints / np.array([width, height, width, height], dtype=np.float64)
+    return [Detection(int(b[0]), int(b[1]), int(b[2]), int(b[3]), float(r[0]), float(r[1]), float(r[2]), float(r[3]),
+                      float(s), name) for b, r, s, name in zip(ints, norm, scores, names, strict=True)]
