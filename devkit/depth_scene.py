@@ -1,0 +1,127 @@
+"""Synthetic depth-camera scenes whose truth is known: a wall and box-shaped objects, seen by a pinhole camera.
+
+Used by the tests of GetObjectPointClouds, the stand-in parent's depth camera, the local runner and the bench.
+Every pixel's ray is cast against the scene (vectorised over pixels, one pass per object): the organised cloud is
+what an ideal depth camera sees, then depth noise, flying pixels (random depths along the ray) and holes (NaN) are
+added. Each point carries the label of what it hit (0 the wall, i >= 1 object i, -1 a flying pixel), so a test can
+tell exactly which points an object should hold.
+
+Coordinates: metres, camera frame (x right, y down, z forward), as PCD files from Viam cameras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from module.vision.objects3d import Box2D, Intrinsics
+
+WALL: int = 0
+FLYING: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Cuboid:
+    """An axis-aligned box in the camera frame (metres)."""
+
+    x: tuple[float, float]
+    y: tuple[float, float]
+    z: tuple[float, float]
+    label: str = "object"
+
+    @classmethod
+    def behind_pixels(cls, intrinsics: Intrinsics, box: tuple[float, float, float, float], z_front: float, depth: float,
+                      label: str) -> Cuboid:
+        """The box whose front face, at ``z_front``, exactly covers the pixel box (x_min, y_min, x_max, y_max)."""
+        x0, y0, x1, y1 = box
+        to_x = lambda u: (u - 0.5 - intrinsics.ppx) / intrinsics.fx * z_front  # noqa: E731 (pixel edge -> metres)
+        to_y = lambda v: (v - 0.5 - intrinsics.ppy) / intrinsics.fy * z_front  # noqa: E731
+        return cls((to_x(x0), to_x(x1)), (to_y(y0), to_y(y1)), (z_front, z_front + depth), label)
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    """An organised cloud (height * width points, row-major) and the truth for each point."""
+
+    intrinsics: Intrinsics
+    xyz: NDArray[np.float32]  # (H*W, 3), NaN rows are holes
+    labels: NDArray[np.int32]  # (H*W,) WALL, object number (1-based) or FLYING
+    clean: NDArray[np.float32]  # the same points without noise or flying pixels (holes included)
+    clean_labels: NDArray[np.int32]  # what each pixel sees without flying pixels
+    objects: tuple[Cuboid, ...]
+
+    def pixel_box(self, number: int, margin: int = 0) -> Box2D:
+        """The detection a perfect detector would give for object ``number`` (1-based): the pixel box of its
+        visible pixels, widened by ``margin`` pixels (so it also covers background, as real boxes do)."""
+        w, h = self.intrinsics.width, self.intrinsics.height
+        rows, cols = np.divmod(np.flatnonzero(self.clean_labels == number), w)
+        return Box2D(float(max(cols.min() - margin, 0)), float(max(rows.min() - margin, 0)),
+                     float(min(cols.max() + 1 + margin, w)), float(min(rows.max() + 1 + margin, h)),
+                     self.objects[number - 1].label, 0.9)
+
+    def truth_points(self, number: int, box: Box2D) -> NDArray[np.float32]:
+        """Noise-free points of object ``number`` whose pixel lies inside ``box``: what the object should hold."""
+        w = self.intrinsics.width
+        rows, cols = np.divmod(np.arange(self.labels.size), w)
+        inside = (cols >= box.x_min) & (cols < box.x_max) & (rows >= box.y_min) & (rows < box.y_max)
+        keep = inside & (self.clean_labels == number) & np.isfinite(self.clean).all(axis=1)
+        return self.clean[keep]
+
+
+def render(intrinsics: Intrinsics, objects: Sequence[Cuboid], *, wall_z: float = 3.0, noise_per_m2: float = 0.001,
+           flying_share: float = 0.01, hole_share: float = 0.01, seed: int = 0) -> Scene:
+    """Ray-cast the scene.
+
+    Args:
+        intrinsics: The camera (its width x height pixels become the cloud).
+        objects: Boxes in front of the wall.
+        wall_z: Depth of the wall filling the view.
+        noise_per_m2: Depth noise standard deviation per metre squared of depth (structured-light cameras' noise
+            grows with the square of depth): 0.001 is 1 mm at 1 m, 9 mm at 3 m.
+        flying_share: Share of pixels replaced by a random depth between 0.3 m and the wall, along their ray.
+        hole_share: Share of pixels without depth (NaN).
+        seed: Random seed: the same arguments always give the same scene.
+    """
+    rng = np.random.default_rng(seed)
+    w, h = intrinsics.width, intrinsics.height
+    cols, rows = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    dx = ((cols - intrinsics.ppx) / intrinsics.fx).ravel()
+    dy = ((rows - intrinsics.ppy) / intrinsics.fy).ravel()
+    depth = np.full(dx.size, float(wall_z))
+    labels = np.zeros(dx.size, dtype=np.int32)
+    for number, cuboid in enumerate(objects, start=1):
+        t = _ray_box_entry(dx, dy, cuboid)
+        nearer = t < depth
+        depth[nearer] = t[nearer]
+        labels[nearer] = number
+    clean = np.stack([dx * depth, dy * depth, depth], axis=1)
+    noisy_depth = depth + rng.standard_normal(depth.size) * noise_per_m2 * depth ** 2
+    flying = rng.random(depth.size) < flying_share
+    noisy_depth[flying] = rng.uniform(0.3, wall_z, int(flying.sum()))
+    xyz = np.stack([dx * noisy_depth, dy * noisy_depth, noisy_depth], axis=1)
+    holes = rng.random(depth.size) < hole_share
+    xyz[holes] = np.nan
+    clean[holes] = np.nan
+    noisy_labels = labels.copy()
+    noisy_labels[flying] = FLYING
+    return Scene(intrinsics, xyz.astype(np.float32), noisy_labels, clean.astype(np.float32), labels, tuple(objects))
+
+
+def _ray_box_entry(dx: NDArray[np.float64], dy: NDArray[np.float64], box: Cuboid) -> NDArray[np.float64]:
+    """Depth (z, since the rays are (dx, dy, 1)) where each ray enters the box; inf where it misses (slab test)."""
+    t_in = np.full(dx.size, box.z[0])
+    t_out = np.full(dx.size, box.z[1])
+    for d, (lo, hi) in ((dx, box.x), (dy, box.y)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a, b = lo / d, hi / d
+        enter, leave = np.minimum(a, b), np.maximum(a, b)
+        parallel = d == 0
+        inside = (lo <= 0) & (0 <= hi)
+        enter = np.where(parallel, -np.inf if inside else np.inf, enter)
+        leave = np.where(parallel, np.inf if inside else -np.inf, leave)
+        t_in = np.maximum(t_in, enter)
+        t_out = np.minimum(t_out, leave)
+    return np.where((t_in <= t_out) & (t_out > 0), t_in, np.inf)
