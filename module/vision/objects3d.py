@@ -64,11 +64,11 @@ class Intrinsics:
     ppy: float
 
     def check(self, camera: str = "") -> None:
-        """Raise InvalidInputError unless the focal lengths are positive and finite and the size is not negative."""
+        """Raise InvalidInputError unless the focal lengths and the size are positive and all are finite."""
         values = (self.fx, self.fy, self.ppx, self.ppy)
-        if not all(math.isfinite(v) for v in values) or self.fx <= 0 or self.fy <= 0 or self.width < 0 or self.height < 0:
+        if not all(math.isfinite(v) for v in values) or self.fx <= 0 or self.fy <= 0 or self.width < 1 or self.height < 1:
             where = f" of camera {camera!r}" if camera else ""
-            raise InvalidInputError(f"intrinsic parameters{where} are unusable: focal lengths must be > 0, got fx={self.fx} "
+            raise InvalidInputError(f"intrinsic parameters{where} are unusable: focal lengths and size must be > 0, got fx={self.fx} "
                                     f"fy={self.fy} ppx={self.ppx} ppy={self.ppy} size={self.width}x{self.height}")
 
 

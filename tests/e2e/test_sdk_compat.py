@@ -333,7 +333,7 @@ def test_get_properties(world: World, service: str) -> None:
     local = world.local_vision[service].properties()
     assert got.detections_supported == local.detections_supported == (service == "det")
     assert got.classifications_supported == local.classifications_supported == (service == "clf")
-    assert not got.object_point_clouds_supported
+    assert got.object_point_clouds_supported == local.object_point_clouds_supported == (service == "det")
     assert got.HasField("default_camera") == bool(local.default_camera)
     assert got.default_camera == local.default_camera
 
