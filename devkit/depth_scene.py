@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -166,3 +167,29 @@ def scene_pcd(scene: Scene, rgb_image: NDArray[np.uint8] | None = None) -> bytes
         pixels = rgb_image.reshape(-1, 3).astype(np.uint32)
         rgb = ((pixels[:, 0] << 16) | (pixels[:, 1] << 8) | pixels[:, 2])[keep]
     return write_pcd(scene.xyz[keep], rgb)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m devkit.depth_scene OUT.pcd``: the pets scene as a PCD, coloured from pets.jpg when it is there
+    (config/depth.json plays it, with pets.jpg, as a depth camera in the local runner)."""
+    import argparse
+
+    from PIL import Image
+
+    from devkit.testdata import TESTDATA
+
+    parser = argparse.ArgumentParser(prog="python -m devkit.depth_scene", description=main.__doc__)
+    parser.add_argument("out", type=Path, help="the PCD file to write")
+    args = parser.parse_args(argv)
+    photo = TESTDATA / "images" / "pets.jpg"
+    pixels = np.asarray(Image.open(photo).convert("RGB")) if photo.is_file() else None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(scene_pcd(pets_scene(), pixels))
+    i = PETS_INTRINSICS
+    print(f"wrote {args.out}: a wall 3 m away and a box behind each dog of pets.jpg; intrinsic_parameters "
+          f'{{"width_px": {i.width}, "height_px": {i.height}, "fx": {i.fx}, "fy": {i.fy}, "ppx": {i.ppx}, "ppy": {i.ppy}}}')
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -175,6 +175,9 @@ class VisionService:
     def _read_cloud(self, parent: ParentClient, camera: str, deadline: float) -> tuple[PointCloud, Intrinsics]:
         """The camera's intrinsics (cached by the parent client; forgotten when anything here fails, so a fixed or
         reconfigured camera is asked again) and its point cloud, parsed."""
+        # The outlier filter's KD-tree (scipy, ~0.5 s and ~35 MB to import): loaded here, on the first 3D call and
+        # while the detector runs on the other thread, rather than in every detector service at start-up.
+        import scipy.spatial  # noqa: F401
         try:
             with self.stats.time("point_cloud"):
                 props = parent.camera_properties(camera, max(deadline - time.monotonic(), 0.0))
