@@ -199,7 +199,8 @@ def nearest_depth_cluster(z: NDArray[np.floating], gap: float) -> NDArray[np.boo
     qualifying = np.flatnonzero(run_sizes >= MIN_CLUSTER_SHARE * n)
     chosen = qualifying[0] if qualifying.size else int(np.argmax(run_sizes))
     members = dense_bins[run == chosen]
-    return (bins >= members[0]) & (bins <= members[-1])
+    keep: NDArray[np.bool_] = (bins >= members[0]) & (bins <= members[-1])
+    return keep
 
 
 def thin(indices: NDArray[np.intp], limit: int) -> NDArray[np.intp]:
@@ -229,7 +230,8 @@ def statistical_inliers(xyz: NDArray[np.floating], mean_k: int, sigma: float) ->
         distances, _ = tree.query(points[start:start + KNN_CHUNK], k=k + 1)
         mean_distance[start:start + KNN_CHUNK] = distances[:, 1:].mean(axis=1)  # column 0 is the point itself
     threshold = mean_distance.mean() + sigma * mean_distance.std(ddof=1)
-    return mean_distance <= threshold
+    keep: NDArray[np.bool_] = mean_distance <= threshold
+    return keep
 
 
 def enclosing_box_mm(xyz: NDArray[np.floating]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:

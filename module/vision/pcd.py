@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -201,11 +201,12 @@ def _fields(values: dict[str, list[str]]) -> tuple[Field, ...]:
         if f.count < 1:
             raise PCDError(f"PCD header: field {f.name!r} has COUNT {f.count}; must be at least 1")
     for axis in "xyz":
-        f = next((f for f in fields if f.name == axis), None)
-        if f is None:
+        found = next((f for f in fields if f.name == axis), None)
+        if found is None:
             raise PCDError(f"PCD header: no {axis!r} field (FIELDS {' '.join(names)})")
-        if f.type != "F" or f.count != 1:
-            raise PCDError(f"PCD header: field {axis!r} must be a float (TYPE F) with COUNT 1, got TYPE {f.type} COUNT {f.count}")
+        if found.type != "F" or found.count != 1:
+            raise PCDError(f"PCD header: field {axis!r} must be a float (TYPE F) with COUNT 1, got TYPE {found.type} "
+                           f"COUNT {found.count}")
     colour = next((f for f in fields if f.name in _COLOUR_FIELDS), None)
     if colour is not None and (colour.size != 4 or colour.count != 1):
         raise PCDError(f"PCD header: field {colour.name!r} must be 4 bytes with COUNT 1 (packed colour)")
@@ -283,9 +284,10 @@ def _read_binary(header: Header, body: memoryview) -> tuple[NDArray[np.floating]
                        f"= {header.points * size:,} bytes, the data has {len(body):,}")
     records = np.frombuffer(body, dtype=np.uint8, count=header.points * size).reshape(header.points, size)
 
-    def column(f: Field) -> NDArray:
+    def column(f: Field) -> NDArray[Any]:
         start = header.offset(f.name)
-        return records[:, start:start + f.size].copy().view(f.numpy_type)[:, 0]
+        values: NDArray[Any] = records[:, start:start + f.size].copy().view(f.numpy_type)[:, 0]
+        return values
 
     xyz = np.stack([column(_required(header, axis)) for axis in "xyz"], axis=1)
     colour = header.colour_field()
@@ -309,7 +311,7 @@ def _read_compressed(header: Header, body: memoryview) -> tuple[NDArray[np.float
     raw = lzf_decompress(bytes(body[_SIZES.size:_SIZES.size + compressed_size]), raw_size)
     # binary_compressed stores each field as one column of all points (structure of arrays).
 
-    def column(f: Field) -> NDArray:
+    def column(f: Field) -> NDArray[Any]:
         start = header.offset(f.name) * header.points
         return np.frombuffer(raw, dtype=f.numpy_type, count=header.points, offset=start)
 
