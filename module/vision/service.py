@@ -55,6 +55,7 @@ class Capture:
     frame: Frame
     detections: list[Detection] | None
     classifications: list[Classification] | None
+    objects: ObjectClouds | None = None  # CaptureAllFromCamera return_object_point_clouds, for a detector
 
 
 class VisionService:
@@ -111,10 +112,21 @@ class VisionService:
         return self.classifications(frame.data, frame.mime_type, n)
 
     def capture_all(self, camera: str, *, want_detections: bool, want_classifications: bool,
-                    timeout: float | None = None) -> Capture:
-        """One frame, and whichever results were asked for and this model supports (others are skipped)."""
-        frame = self.frame(camera, timeout)
+                    timeout: float | None = None, want_objects: bool = False) -> Capture:
+        """One frame, and whichever results were asked for and this model supports (others are skipped). 3D objects
+        come from that frame's detections and the camera's point cloud, read alongside."""
         plan = self._plan(self._source.get())
+        if want_objects and plan.detector is not None:
+            name = self._camera_name(camera)
+
+            def capture(deadline: float) -> Capture:
+                return self.capture_all(name, want_detections=True, want_classifications=want_classifications,
+                                        timeout=max(deadline - time.monotonic(), 0.0))
+
+            two_d, cloud, intrinsics = self._with_cloud(name, timeout, capture)
+            return replace(two_d, detections=two_d.detections if want_detections else None,
+                           objects=self._objects(name, two_d.detections or [], cloud, intrinsics))
+        frame = self.frame(camera, timeout)
         dets = self.detections(frame.data, frame.mime_type) if want_detections and plan.detector else None
         cls = self.classifications(frame.data, frame.mime_type) if want_classifications and plan.classifier else None
         return Capture(frame=frame, detections=dets, classifications=cls)
@@ -137,34 +149,52 @@ class VisionService:
             FailedPreconditionError: The model is not a detector; the camera has no point cloud (GetProperties
                 ``supports_pcd`` false, no intrinsics, GetPointCloud failing, or a cloud that is not a readable PCD).
         """
+        name = self._camera_name(camera)
+        self._require_detector("GetObjectPointClouds")
+
+        def detect(deadline: float) -> list[Detection]:
+            frame = self.frame(name, max(deadline - time.monotonic(), 0.0))
+            return self.detections(frame.data, frame.mime_type)
+
+        found, cloud, intrinsics = self._with_cloud(name, timeout, detect)
+        return self._objects(name, found, cloud, intrinsics)
+
+    def _camera_name(self, camera: str) -> str:
         name = camera or self.config.camera_name
         if not name:
             raise InvalidInputError("no camera name given and the attribute 'camera_name' is not set")
-        plan = self._plan(self._source.get())
-        if plan.detector is None:
+        return name
+
+    def _require_detector(self, call: str) -> None:
+        if self._plan(self._source.get()).detector is None:
             raise FailedPreconditionError(f"mlmodel {self.config.mlmodel_name!r} is a classifier, not a detector: "
-                                          "GetObjectPointClouds needs boxes")
+                                          f"{call} needs boxes")
+
+    def _with_cloud(self, camera: str, timeout: float | None, work: Callable[[float], T]) -> tuple[T, PointCloud, Intrinsics]:
+        """``work(deadline)`` on this thread while the camera's point cloud and intrinsics are read on another."""
         parent = self._parent()
         if parent is None:
-            raise FailedPreconditionError(f"cannot read camera {name!r}: this module has no parent connection")
+            raise FailedPreconditionError(f"cannot read camera {camera!r}: this module has no parent connection")
         deadline = time.monotonic() + call_timeout(timeout)
-        cloud_read = self._reader().submit(self._read_cloud, parent, name, deadline)
+        cloud_read = self._reader().submit(self._read_cloud, parent, camera, deadline)
         try:
-            frame = self.frame(name, max(deadline - time.monotonic(), 0.0))
-            found = self.detections(frame.data, frame.mime_type)
+            result = work(deadline)
             try:
                 cloud, intrinsics = cloud_read.result(timeout=max(deadline - time.monotonic(), 0.0))
             except concurrent.futures.TimeoutError:
-                raise DeadlineError(f"reading the point cloud of camera {name!r} did not finish within the call's "
+                raise DeadlineError(f"reading the point cloud of camera {camera!r} did not finish within the call's "
                                     "deadline") from None
         except BaseException:
             cloud_read.cancel()
             raise
+        return result, cloud, intrinsics
+
+    def _objects(self, camera: str, found: list[Detection], cloud: PointCloud, intrinsics: Intrinsics) -> ObjectClouds:
         # Boxes in normalised coordinates are boxes in a 1 x 1 image: segment_objects scales them to the intrinsics.
         boxes = [Box2D(d.x_min_normalized, d.y_min_normalized, d.x_max_normalized, d.y_max_normalized, d.class_name,
                        d.confidence) for d in found]
         objects = segment_objects(cloud, intrinsics, boxes, (1, 1), self.config.point_clouds, self.stats.time)
-        return ObjectClouds(camera=name, objects=objects)
+        return ObjectClouds(camera=camera, objects=objects)
 
     def _reader(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._cloud_reader_lock:

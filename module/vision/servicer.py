@@ -97,7 +97,8 @@ class VisionServicer(vision_pb2_grpc.VisionServiceServicer):
                              context: grpc.ServicerContext) -> pb.CaptureAllFromCameraResponse:
         capture = self._service(request.name).capture_all(
             request.camera_name, want_detections=request.return_detections,
-            want_classifications=request.return_classifications, timeout=context.time_remaining())
+            want_classifications=request.return_classifications, timeout=context.time_remaining(),
+            want_objects=request.return_object_point_clouds)
         reply = pb.CaptureAllFromCameraResponse()
         if request.return_image:
             frame = capture.frame
@@ -105,6 +106,8 @@ class VisionServicer(vision_pb2_grpc.VisionServiceServicer):
                                                   mime_type=frame.mime_type, image=frame.data))
         reply.detections.extend(detection_to_proto(d) for d in capture.detections or ())
         reply.classifications.extend(classification_to_proto(c) for c in capture.classifications or ())
+        if capture.objects is not None:
+            reply.objects.extend(object_to_proto(o, capture.objects.camera) for o in capture.objects.objects)
         return reply
 
     def DoCommand(self, request: common_pb2.DoCommandRequest, context: grpc.ServicerContext) -> common_pb2.DoCommandResponse:

@@ -210,3 +210,13 @@ def test_the_scene_boxes_sit_inside_the_detections(w: World) -> None:
         x0, y0, x1, y1 = inset(box, 0.1)
         assert det.x_min < x0 and det.y_min < y0 and det.x_max > x1 and det.y_max > y1
 
+
+
+def test_capture_all_from_camera_returns_the_objects_too(w: World) -> None:
+    reply = w.module.vision.CaptureAllFromCamera(pb.CaptureAllFromCameraRequest(
+        name="vis", camera_name="depth", return_image=True, return_detections=True, return_object_point_clouds=True),
+        timeout=30)
+    assert reply.image.image == w.photo and len(reply.detections) == 2
+    assert [o.geometries.geometries[0].label for o in reply.objects] == ["dog", "dog"]
+    assert sorted(o.geometries.geometries[0].center.z for o in reply.objects) == pytest.approx(
+        sorted(o.geometries.geometries[0].center.z for o in objects(w).objects))

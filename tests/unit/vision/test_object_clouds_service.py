@@ -139,3 +139,17 @@ def test_no_camera_name_anywhere(harness: Harness, depth: Depth) -> None:
                                VisionConfig.parse({"mlmodel_name": "mlmodel"}))
     with pytest.raises(InvalidInputError, match="camera_name"):
         svc.object_point_clouds("")
+
+
+def test_capture_all_gives_the_objects_of_its_own_frame(harness: Harness, depth: Depth) -> None:
+    svc = service(harness, depth, detector())
+    capture = svc.capture_all("", want_detections=False, want_classifications=True, want_objects=True)
+    assert capture.detections is None and capture.classifications is None  # not asked / a detector
+    assert capture.objects is not None and capture.objects.camera == "cam"
+    (obj,) = capture.objects.objects
+    (alone,) = svc.object_point_clouds("cam").objects
+    np.testing.assert_array_equal(obj.indices, alone.indices)
+    assert len(depth.parent.calls("GetImages")) == 2  # one frame per call
+    assert svc.capture_all("cam", want_detections=True, want_classifications=False).objects is None
+    with pytest.raises(FailedPreconditionError, match="camera 'flat'"):
+        svc.capture_all("flat", want_detections=True, want_classifications=False, want_objects=True)
