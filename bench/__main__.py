@@ -79,6 +79,10 @@ def main(argv: list[str]) -> int:
 
         cases.log("flat tensor encode/decode, 1M float32")
         result["flat_tensor_1m_float32"] = cases.flat_tensor(repeats=20 if args.quick else 50)
+        cases.log("point clouds: 640x480 organised cloud (307,200 points), read + 3D objects")
+        from bench.cases.point_clouds import point_clouds  # not in bench.cases: it also runs alone (python -m)
+
+        result["point_clouds"] = point_clouds(10 if args.quick else 30)
         cases.log("module overhead (constant detector)")
         result["overhead"] = cases.overhead(cases.constant_detector(Path(tmp)), jpeg, 2 * n)
         cases.log("targets, interleaved: bare invoke / in-process / over the socket")

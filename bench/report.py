@@ -248,6 +248,20 @@ def render(result: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         f"| viam-sdk `ndarrays_to_flat_tensors` / `flat_tensors_to_ndarrays` (protobuf 6) | "
         f"{_ms(_get(sdk_ft, 'encode_ms', 'median'))} | {_ms(_get(sdk_ft, 'decode_ms', 'median'))} |",
         "",
+    ]
+    pc = result.get("point_clouds", {})
+    lines += [
+        f"### GetObjectPointClouds stages, 640x480 organised cloud ({pc.get('points', '?')} points), in-process",
+        "",
+        "| | median | p90 |",
+        "|---|---:|---:|",
+        *(f"| {label} | {_ms(_get(pc, key, 'median'))} | {_ms(_get(pc, key, 'p90'))} |" for label, key in (
+            ("read the binary PCD", "read_pcd_ms"),
+            ("3 objects: boxes, depth split, outlier filter (mean_k 50), geometry", "segment_3_objects_ms"),
+            ("the same + a box over the whole frame (worst case)", "segment_3_objects_and_whole_frame_ms"),
+            ("write the 3 objects' PCDs", "write_objects_pcd_ms"))),
+        f"| peak memory (tracemalloc, read + 4 boxes) | {pc.get('peak_memory_mb', '?')} MB | |",
+        "",
         "### Bare interpreter, every model (median `invoke()` ms)",
         "",
         "| model | litert 1 thr | litert 2 thr | tflite-runtime 1 thr | tflite-runtime 2 thr |",

@@ -1,4 +1,5 @@
-"""The connection to the parent (viam-server): camera frames and logs; other APIs make stubs on ``channel``.
+"""The connection to the parent (viam-server): camera frames, point clouds and properties, and logs; other APIs make
+stubs on ``channel``.
 
 Plain gRPC over the parent's Unix socket (or 127.0.0.1:port in TCP mode): no TLS, no auth, no session.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from typing import Final
 
@@ -20,7 +22,7 @@ from module.server import CHANNEL_OPTIONS
 
 _LOG = logging.getLogger(__name__)
 DEFAULT_TIMEOUT: Final = 10.0
-NO_DEADLINE_S: Final = 1e9  # a remaining time above this means "no deadline" (see _call_timeout)
+NO_DEADLINE_S: Final = 1e9  # a remaining time above this means "no deadline" (see call_timeout)
 _FORMAT_MIME: Final = {camera_pb2.FORMAT_JPEG: "image/jpeg", camera_pb2.FORMAT_PNG: "image/png",
                        camera_pb2.FORMAT_RAW_RGBA: "image/vnd.viam.rgba", camera_pb2.FORMAT_RAW_DEPTH: "image/vnd.viam.dep"}
 _ERRORS: Final[dict[grpc.StatusCode, type[ModuleError]]] = {
@@ -29,6 +31,10 @@ _ERRORS: Final[dict[grpc.StatusCode, type[ModuleError]]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidInputError,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
 }
+
+# Codes that say the call did not reach the camera (or the caller gave up), rather than what the camera answered.
+_TRANSPORT_CODES: Final = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.NOT_FOUND,
+                                     grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,24 @@ class Frame:
     source_name: str
 
 
-def _call_timeout(remaining: float | None) -> float:
+@dataclass(frozen=True, slots=True)
+class PointCloudBytes:
+    """A camera's point cloud as the parent returned it (PCD for Viam cameras)."""
+
+    data: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class CameraProperties:
+    """What GetObjectPointClouds needs from camera GetProperties. ``intrinsics`` is (width_px, height_px,
+    focal_x_px, focal_y_px, center_x_px, center_y_px), or None when the camera reports none (or all zeros)."""
+
+    supports_pcd: bool
+    intrinsics: tuple[int, int, float, float, float, float] | None
+
+
+def call_timeout(remaining: float | None) -> float:
     """The time a call to the parent may take: the caller's remaining time when it has a deadline.
 
     A call without a deadline reports ``time_remaining()`` of about 9.2e18 s (2**63 ns), not None; passed on as a
@@ -68,6 +91,8 @@ class ParentClient:
         self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._robot = robot_pb2_grpc.RobotServiceStub(self._channel)
         self._camera = camera_pb2_grpc.CameraServiceStub(self._channel)
+        self._properties: dict[str, CameraProperties] = {}  # per camera; dropped by forget_camera after a failure
+        self._properties_lock = threading.Lock()
 
     @property
     def channel(self) -> grpc.Channel:
@@ -85,7 +110,7 @@ class ParentClient:
 
         ``timeout`` is the caller's remaining time (``context.time_remaining()``), or None: DEFAULT_TIMEOUT.
         """
-        timeout = _call_timeout(timeout)
+        timeout = call_timeout(timeout)
         try:
             reply = self._camera.GetImages(camera_pb2.GetImagesRequest(name=camera), timeout=timeout)
         except grpc.RpcError as exc:
@@ -104,6 +129,45 @@ class ParentClient:
         except grpc.RpcError as exc:
             raise translate(exc, f"reading camera {camera!r}") from None
         return Frame(data=reply.image, mime_type=reply.mime_type, source_name=camera)
+
+    def get_point_cloud(self, camera: str, timeout: float | None = None) -> PointCloudBytes:
+        """``camera``'s point cloud (GetPointCloud, asking for PCD). ``timeout`` as for :meth:`get_frame`."""
+        request = camera_pb2.GetPointCloudRequest(name=camera, mime_type="pointcloud/pcd")
+        try:
+            reply = self._camera.GetPointCloud(request, timeout=call_timeout(timeout))
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            if code in _TRANSPORT_CODES:
+                raise translate(exc, f"reading the point cloud of camera {camera!r}") from None
+            # Anything else is the camera's answer: it has no point cloud to give (UNIMPLEMENTED, UNKNOWN, ...).
+            raise FailedPreconditionError(f"camera {camera!r} gives no point cloud: GetPointCloud failed with "
+                                          f"{code.name}: {exc.details() if hasattr(exc, 'details') else exc}") from None
+        return PointCloudBytes(data=reply.point_cloud, mime_type=reply.mime_type)
+
+    def camera_properties(self, camera: str, timeout: float | None = None) -> CameraProperties:
+        """``camera``'s GetProperties, cached per camera until :meth:`forget_camera` (a camera's intrinsics do not
+        change while it is configured; a failed call drops the entry so a reconfigured camera is asked again)."""
+        with self._properties_lock:
+            cached = self._properties.get(camera)
+        if cached is not None:
+            return cached
+        try:
+            reply = self._camera.GetProperties(camera_pb2.GetPropertiesRequest(name=camera), timeout=call_timeout(timeout))
+        except grpc.RpcError as exc:
+            raise translate(exc, f"reading the properties of camera {camera!r}") from None
+        p = reply.intrinsic_parameters
+        given = reply.HasField("intrinsic_parameters") and any(
+            (p.width_px, p.height_px, p.focal_x_px, p.focal_y_px, p.center_x_px, p.center_y_px))
+        properties = CameraProperties(reply.supports_pcd, (p.width_px, p.height_px, p.focal_x_px, p.focal_y_px,
+                                                           p.center_x_px, p.center_y_px) if given else None)
+        with self._properties_lock:
+            self._properties[camera] = properties
+        return properties
+
+    def forget_camera(self, camera: str) -> None:
+        """Drop ``camera``'s cached properties: the next call asks the camera again."""
+        with self._properties_lock:
+            self._properties.pop(camera, None)
 
     def log(self, entry: common_pb2.LogEntry, timeout: float = 2.0) -> None:
         """Send one log entry (the parent rejects batches)."""

@@ -23,6 +23,7 @@ class Box:
     y_min: int
     x_max: int
     y_max: int
+    text: str = ""  # drawn instead of "label confidence" when set (3D objects: "label 1.20 m")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ def annotate(image: Image.Image, boxes: Sequence[Box], labels: Sequence[Label]) 
     for box in boxes:
         colour = colour_for(box.label)
         draw.rectangle((box.x_min, box.y_min, box.x_max, box.y_max), outline=colour, width=width)
-        text = f"{box.label} {box.confidence:.2f}"
+        text = box.text or f"{box.label} {box.confidence:.2f}"
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         tag_h = bottom - top + 2 * width
         y = box.y_min - tag_h if box.y_min - tag_h >= 0 else box.y_min  # above the box, else inside it

@@ -18,7 +18,7 @@ from types import FrameType
 import grpc
 
 from devkit.local import demo, robot_config
-from devkit.local.robot import LocalRobot, ModuleLog, make_cameras
+from devkit.local.robot import LocalRobot, ModuleLog, make_cameras, make_depth_cameras
 from devkit.local.robot_config import ConfigProblem, RobotConfig
 from devkit.local.runner import Runner, Target, properties
 from devkit.standin.launcher import LaunchError
@@ -73,7 +73,8 @@ def _targets(robot: LocalRobot, only: str | None, camera: str | None) -> list[Ta
         if name not in robot.cameras:
             why = f"there is no camera {name!r}" if name else "set camera_name or pass --camera"
             raise robot.config.problem((*entry.path, "attributes"), f"vision service {entry.name!r}: {why}")
-        targets.append(Target(entry.name, name, props.detections_supported, props.classifications_supported))
+        targets.append(Target(entry.name, name, props.detections_supported, props.classifications_supported,
+                              props.object_point_clouds_supported and name in robot.depth))
     return targets
 
 
@@ -101,7 +102,8 @@ def run(config: RobotConfig, args: argparse.Namespace, images: list[str] | None)
     cameras = make_cameras(config, {camera_for_images: images} if camera_for_images and images else {})
     log = ModuleLog(args.out / "module.log")
     try:
-        robot = LocalRobot(config, cameras, log, executable=args.executable.resolve() if args.executable else None)
+        robot = LocalRobot(config, cameras, log, executable=args.executable.resolve() if args.executable else None,
+                           depth=make_depth_cameras(config))
     except ConfigProblem:
         log.close()
         raise
@@ -113,7 +115,7 @@ def run(config: RobotConfig, args: argparse.Namespace, images: list[str] | None)
         pid = robot.module_process.proc.pid
         print(f"local: module {robot.module.name!r} (pid {pid}) serves {len(robot.added)} resources; running "
               f"{', '.join(t.name for t in targets)}", file=sys.stderr, flush=True)
-        runner = Runner(robot.module_process.channel, robot.cameras, args.out)
+        runner = Runner(robot.module_process.channel, robot.cameras, args.out, depth=robot.depth)
         started = time.monotonic()
         outcome = runner.run(targets)
         runner.summary(outcome, time.monotonic() - started)

@@ -21,7 +21,7 @@ import grpc
 from devkit.local.frames import FrameSource, expand
 from devkit.local.robot_config import ConfigProblem, ModuleEntry, ResourceEntry, RobotConfig
 from devkit.standin.launcher import LaunchError, ModuleProcess, component_config
-from devkit.standin.parent import FakeParent
+from devkit.standin.parent import DepthData, FakeParent
 from module.gen.app.v1 import robot_pb2 as app_pb2
 from module.gen.common.v1 import common_pb2
 from module.resource.names import CAMERA_API
@@ -29,6 +29,9 @@ from module.resource.names import CAMERA_API
 REPO: Final = Path(__file__).resolve().parents[2]
 DEFAULT_MODULE: Final = ModuleEntry(name="tflite", executable_path="", log_level="", env={}, path=())
 IMAGE_ATTRIBUTE: Final = "color_image_file_path"  # rdk:builtin:image_file; here also a folder or a glob
+POINT_CLOUD_ATTRIBUTE: Final = "pointcloud_file_path"  # rdk:builtin:image_file: a PCD file
+INTRINSICS_ATTRIBUTE: Final = "intrinsic_parameters"  # rdk:builtin:image_file: width_px height_px fx fy ppx ppy
+_INTRINSICS_KEYS: Final = ("width_px", "height_px", "fx", "fy", "ppx", "ppy")
 _WORD: Final = re.compile(r"[A-Za-z_]\w*")
 _QUOTED: Final = re.compile(r"'([\w-]+)'")
 
@@ -54,6 +57,29 @@ def make_cameras(config: RobotConfig, images: Mapping[str, Sequence[str]]) -> di
         except ValueError as exc:
             raise config.problem((*entry.path, "attributes", IMAGE_ATTRIBUTE), str(exc)) from None
     return cameras
+
+
+def make_depth_cameras(config: RobotConfig) -> dict[str, DepthData]:
+    """The depth cameras of the config: cameras with ``pointcloud_file_path`` (a PCD, relative to the config file)
+    and ``intrinsic_parameters`` (as rdk's image_file camera takes them), served by GetPointCloud/GetProperties."""
+    depth: dict[str, DepthData] = {}
+    for entry in config.resources:
+        if entry.api != str(CAMERA_API) or POINT_CLOUD_ATTRIBUTE not in entry.attributes:
+            continue
+        where = (*entry.path, "attributes")
+        spec = entry.attributes[POINT_CLOUD_ATTRIBUTE]
+        path = Path(str(spec)).expanduser()
+        path = path if path.is_absolute() else config.source.parent / path
+        if not isinstance(spec, str) or not path.is_file():
+            raise config.problem((*where, POINT_CLOUD_ATTRIBUTE), f"must be a PCD file, got {spec!r} ({path})")
+        raw = entry.attributes.get(INTRINSICS_ATTRIBUTE)
+        if not isinstance(raw, Mapping) or any(isinstance(raw.get(k), bool) or not isinstance(raw.get(k), (int, float))
+                                              or raw[k] <= 0 for k in _INTRINSICS_KEYS):
+            raise config.problem((*where, INTRINSICS_ATTRIBUTE), "a depth camera needs intrinsic_parameters with "
+                                 f"{', '.join(_INTRINSICS_KEYS)} (positive numbers, in pixels), got {raw!r}")
+        w, h, fx, fy, ppx, ppy = (raw[k] for k in _INTRINSICS_KEYS)
+        depth[entry.name] = DepthData(path.read_bytes(), (int(w), int(h), float(fx), float(fy), float(ppx), float(ppy)))
+    return depth
 
 
 def locate(config: RobotConfig, entry: ResourceEntry, error: grpc.RpcError, call: str) -> ConfigProblem:
@@ -103,7 +129,7 @@ class LocalRobot:
     """Starts everything in ``start()``; ``close()`` removes the resources and stops the module and the parent."""
 
     def __init__(self, config: RobotConfig, cameras: Mapping[str, FrameSource], log: ModuleLog, *,
-                 executable: Path | None = None) -> None:
+                 executable: Path | None = None, depth: Mapping[str, DepthData] | None = None) -> None:
         if len(config.modules) > 1:
             raise config.problem(config.modules[1].path, "the local runner runs one module; remove the others")
         self.config = config
@@ -114,6 +140,8 @@ class LocalRobot:
         self.cameras = dict(cameras)
         self.parent = FakeParent(f"{self.socket_dir}/parent.sock", on_log=log.entry)
         self.parent.cameras.update(self.cameras)
+        self.depth = {name: d for name, d in (depth or {}).items() if name in self.cameras}
+        self.parent.point_clouds.update(self.depth)
         self.parent.add_resources([f"{CAMERA_API}/{name}" for name in self.cameras])
         self.launcher: ModuleProcess | None = None
         self.added: list[ResourceEntry] = []

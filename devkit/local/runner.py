@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Final, TextIO
 
 import grpc
+from PIL import Image
 
 from devkit.local.annotate import Box, Label, save_annotated
 from devkit.local.frames import FrameSource
+from devkit.standin.parent import DepthData
 from module.gen.common.v1 import common_pb2
 from module.gen.service.vision.v1 import vision_pb2, vision_pb2_grpc
 from module.resource.structs import dict_to_struct, struct_to_dict
@@ -22,7 +24,7 @@ from module.resource.structs import dict_to_struct, struct_to_dict
 CALL_TIMEOUT_S: Final = 60.0
 TOP_CLASSES: Final = 3
 _ROW: Final = "{:<%d} {:<%d} {:<24} {:>5}  {:<22} {:>7}"  # widths: the longest image and service names
-_STAGES: Final = ("camera", "decode", "preprocess", "infer", "postprocess")
+_STAGES: Final = ("camera", "decode", "preprocess", "infer", "postprocess", "point_cloud", "projection", "outlier_removal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class Target:
     camera: str
     detections: bool
     classifications: bool
+    object_point_clouds: bool = False  # a detector reading a depth camera: GetObjectPointClouds too
 
 
 @dataclass
@@ -56,9 +59,11 @@ def _short(text: str, width: int) -> str:
 
 class Runner:
     def __init__(self, channel: grpc.Channel, cameras: Mapping[str, FrameSource], out: Path, *,
-                 stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> None:
+                 stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,
+                 depth: Mapping[str, DepthData] | None = None) -> None:
         self._vision = vision_pb2_grpc.VisionServiceStub(channel)
         self._cameras = cameras
+        self._depth = depth or {}
         self._out = out
         self._stdout = stdout
         self._stderr = stderr
@@ -110,6 +115,7 @@ class Runner:
             started = time.perf_counter()
             try:
                 found_boxes, found_labels = self._call(target)
+                found_boxes += self._objects(target, path)
             except grpc.RpcError as exc:
                 outcome.errors += 1
                 rows.append((target.name, "error", "", _short(f"{exc.code().name}: {exc.details()}", 60), ""))
@@ -118,7 +124,8 @@ class Runner:
             outcome.ms[target.name].append(ms)
             boxes += found_boxes
             labels += found_labels
-            found = [(b.label, f"{b.confidence:.2f}", f"({b.x_min}, {b.y_min}, {b.x_max}, {b.y_max})")
+            found = [(b.label, "3D", b.text.removeprefix(f"{b.label} ")) if b.text else
+                     (b.label, f"{b.confidence:.2f}", f"({b.x_min}, {b.y_min}, {b.x_max}, {b.y_max})")
                      for b in found_boxes]
             found += [(c.label, f"{c.confidence:.2f}", "-") for c in found_labels]
             for i, (label, conf, box) in enumerate(found or [("-", "", "nothing found")]):
@@ -138,6 +145,29 @@ class Runner:
                 name=target.name, camera_name=target.camera, n=TOP_CLASSES), timeout=CALL_TIMEOUT_S)
             labels = [Label(c.class_name, c.confidence) for c in found.classifications]
         return boxes, labels
+
+    def _objects(self, target: Target, path: Path) -> list[Box]:
+        """GetObjectPointClouds for a depth camera: each object's 3D box drawn as the rectangle it projects onto
+        (through the camera's intrinsics, scaled to the image), tagged with its label and distance."""
+        depth = self._depth.get(target.camera)
+        if not target.object_point_clouds or depth is None or depth.intrinsics is None:
+            return []
+        reply = self._vision.GetObjectPointClouds(vision_pb2.GetObjectPointCloudsRequest(
+            name=target.name, camera_name=target.camera, mime_type="pointcloud/pcd"), timeout=CALL_TIMEOUT_S)
+        width, height, fx, fy, ppx, ppy = depth.intrinsics
+        with Image.open(path) as image:
+            sx, sy = image.width / width, image.height / height
+        boxes = []
+        for obj in reply.objects:
+            for g in obj.geometries.geometries:
+                c, d = g.center, g.box.dims_mm
+                corners = [(c.x + i * d.x / 2, c.y + j * d.y / 2, max(c.z + k * d.z / 2, 1.0))
+                           for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)]
+                us = [(fx * x / z + ppx + 0.5) * sx for x, _, z in corners]
+                vs = [(fy * y / z + ppy + 0.5) * sy for _, y, z in corners]
+                boxes.append(Box(g.label, 1.0, round(min(us)), round(min(vs)), round(max(us)), round(max(vs)),
+                                 text=f"{g.label} {c.z / 1000:.2f} m, {d.x:.0f}x{d.y:.0f}x{d.z:.0f} mm"))
+        return boxes
 
     def summary(self, outcome: Outcome, seconds: float) -> None:
         """Per service: call times as the runner saw them, then the module's own per-stage means."""

@@ -9,7 +9,9 @@ API. This fake serves the parts a module uses:
   :class:`CameraSource` such as the local runner's image files; JPEG, PNG, raw ``image/vnd.viam.rgba``,
   any ``+lazy`` suffix, or an empty mime type with the pre-2025 ``format`` field), and CameraService.GetImage as
   older servers had it; ``old_server=True`` makes GetImages UNIMPLEMENTED (servers before the API had it), otherwise
-  GetImage is UNIMPLEMENTED (servers >= v0.116); CameraService.GetProperties;
+  GetImage is UNIMPLEMENTED (servers >= v0.116); CameraService.GetProperties; CameraService.GetPointCloud for the
+  depth cameras in :attr:`FakeParent.point_clouds` (a PCD and the intrinsics GetProperties reports with
+  ``supports_pcd`` true; other cameras answer GetPointCloud with UNKNOWN, as rdk's 2D cameras do);
 * MLModelService.Infer/Metadata forwarded to :attr:`FakeParent.mlmodel` (a callable), so a vision service can use
   an mlmodel that lives "elsewhere";
 * faults: per method, an error status and/or a delay (:meth:`FakeParent.fault`).
@@ -65,6 +67,16 @@ class CameraSource(Protocol):
 
 
 CameraValue = Union[CameraFrame, list[CameraFrame], CameraSource]
+
+
+@dataclass(frozen=True)
+class DepthData:
+    """What a depth camera adds to its images: GetPointCloud's answer and GetProperties' intrinsics
+    (width_px, height_px, focal_x_px, focal_y_px, center_x_px, center_y_px; None: reported without any)."""
+
+    point_cloud: bytes
+    intrinsics: tuple[int, int, float, float, float, float] | None
+    mime_type: str = "pointcloud/pcd"
 
 
 def encode_image(image: PIL.Image.Image | str | Path, mime_type: str) -> bytes:
@@ -231,7 +243,21 @@ class _Camera(_Base, camera_pb2_grpc.CameraServiceServicer):
     def GetProperties(self, request: camera_pb2.GetPropertiesRequest, context: grpc.ServicerContext) -> Any:
         self._enter("GetProperties", request.name, context)
         mimes = sorted({f.mime_type for f in self._frames(request.name, context) if f.mime_type})
-        return camera_pb2.GetPropertiesResponse(supports_pcd=False, mime_types=mimes)
+        depth = self._parent.point_clouds.get(request.name)
+        reply = camera_pb2.GetPropertiesResponse(supports_pcd=depth is not None, mime_types=mimes)
+        if depth is not None and depth.intrinsics is not None:
+            w, h, fx, fy, cx, cy = depth.intrinsics
+            reply.intrinsic_parameters.CopyFrom(camera_pb2.IntrinsicParameters(
+                width_px=w, height_px=h, focal_x_px=fx, focal_y_px=fy, center_x_px=cx, center_y_px=cy))
+        return reply
+
+    def GetPointCloud(self, request: camera_pb2.GetPointCloudRequest, context: grpc.ServicerContext) -> Any:
+        self._enter("GetPointCloud", request.name, context)
+        self._frames(request.name, context)  # NOT_FOUND for an unknown camera
+        depth = self._parent.point_clouds.get(request.name)
+        if depth is None:
+            context.abort(grpc.StatusCode.UNKNOWN, f"camera {request.name!r} has no depth: cannot make a point cloud")
+        return camera_pb2.GetPointCloudResponse(mime_type=depth.mime_type, point_cloud=depth.point_cloud)
 
 
 def _rgba_to_image(data: bytes) -> PIL.Image.Image:
@@ -272,6 +298,7 @@ class FakeParent:
         self.state = _State()
         # name -> its frame, or the list of images GetImages returns (several sources, or none at all)
         self.cameras: dict[str, CameraValue] = {}
+        self.point_clouds: dict[str, DepthData] = {}  # cameras (also in ``cameras``) that are depth cameras
         self.resource_names: list[common_pb2.ResourceName] = []
         self.old_server = False
         self.on_log = on_log  # also called with every accepted log entry

@@ -12,6 +12,7 @@ from module.mlmodel.box_order import check_box_order
 from module.mlmodel.labels import read_label_file
 from module.resource.attributes import Attributes
 from module.resource.base import Dependencies
+from module.vision.objects3d import SegmentSettings
 from module.vision.tensorize import check_normalization
 
 RESIZE_MODES: Final = ("stretch", "letterbox")
@@ -65,6 +66,7 @@ class VisionConfig:
     std: tuple[float, float, float] | None = None
     resize_mode: str = "stretch"
     thresholds: Thresholds = field(default_factory=Thresholds)
+    point_clouds: SegmentSettings = field(default_factory=SegmentSettings)  # GetObjectPointClouds
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> VisionConfig:
@@ -83,6 +85,7 @@ class VisionConfig:
             std=_three(attrs.numbers("input_image_std_dev", min_length=3)),
             resize_mode=attrs.choice("resize_mode", RESIZE_MODES, default="stretch"),
             thresholds=Thresholds.parse(attrs),
+            point_clouds=_point_cloud_settings(attrs),
         )
         attrs.finish()
         check_normalization(config.mean, config.std)
@@ -114,3 +117,18 @@ def _box_order(values: tuple[float, ...] | None) -> tuple[int, ...] | None:
 
 def _three(values: tuple[float, ...] | None) -> tuple[float, float, float] | None:
     return None if values is None else (values[0], values[1], values[2])
+
+
+def _point_cloud_settings(attrs: Attributes) -> SegmentSettings:
+    """GetObjectPointClouds attributes: rdk detector_3d_segmenter's ``mean_k`` and ``sigma`` (0 turns the outlier
+    filter off, as rdk's <= 0), plus the depth split and the bounds on an object's points."""
+    default = SegmentSettings()
+    gap_mm = attrs.number("depth_gap_mm", default=default.depth_gap_m * 1000, low=0.0, high=100_000.0)
+    return SegmentSettings(
+        mean_k=attrs.integer("mean_k", default=default.mean_k, low=0, high=1000) or 0,
+        sigma=attrs.number("sigma", default=default.sigma, low=0.0, high=100.0) or 0.0,
+        depth_gap_m=(gap_mm or 0.0) / 1000.0,
+        min_points=attrs.integer("min_object_points", default=default.min_points, low=1, high=1_000_000) or 1,
+        max_points=attrs.integer("max_object_points", default=default.max_points, low=100, high=1_000_000)
+        or default.max_points,
+    )

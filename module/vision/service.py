@@ -3,16 +3,18 @@ and classifications. No gRPC here; module/servicers/vision.py adapts it to the w
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
 
-from module.errors import FailedPreconditionError, InvalidInputError
+from module.errors import DeadlineError, FailedPreconditionError, InvalidInputError
 from module.mlmodel.types import MLModel
-from module.parent import Frame, ParentClient
+from module.parent import Frame, ParentClient, call_timeout
 from module.resource.attributes import Attributes
 from module.resource.registry import ResourceContext
 from module.vision.classifications import Classification, class_probabilities, class_table, classifications
@@ -20,6 +22,8 @@ from module.vision.config import Thresholds, VisionConfig
 from module.vision.detections import Detection, detections
 from module.vision.imaging import open_image, to_model_input
 from module.vision.model_source import ModelSource
+from module.vision.objects3d import Box2D, Intrinsics, Object3D, segment_objects
+from module.vision.pcd import MIME_PCD, PCDError, PointCloud, read_pcd
 from module.vision.plan import Plan, make_plan
 from module.vision.scores import ClassTable
 from module.vision.stats import StageStats
@@ -35,6 +39,15 @@ class Properties:
     classifications_supported: bool
     detections_supported: bool
     default_camera: str
+    object_point_clouds_supported: bool = False  # a detector: its boxes and a depth camera give 3D objects
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectClouds:
+    """GetObjectPointClouds' answer: the objects, in the frame of ``camera`` (the camera actually read)."""
+
+    camera: str
+    objects: list[Object3D]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,7 @@ class Capture:
     frame: Frame
     detections: list[Detection] | None
     classifications: list[Classification] | None
+    objects: ObjectClouds | None = None  # CaptureAllFromCamera return_object_point_clouds, for a detector
 
 
 class VisionService:
@@ -59,6 +73,8 @@ class VisionService:
         self._plan_for: tuple[weakref.ref[Any], Plan] | None = None
         self._class_table_for: tuple[Plan, Thresholds, ClassTable] | None = None
         self.stats = StageStats()
+        self._cloud_reader: concurrent.futures.ThreadPoolExecutor | None = None  # made on the first 3D call
+        self._cloud_reader_lock = threading.Lock()
 
     @classmethod
     def create(cls, context: ResourceContext, config: VisionConfig) -> VisionService:
@@ -96,10 +112,21 @@ class VisionService:
         return self.classifications(frame.data, frame.mime_type, n)
 
     def capture_all(self, camera: str, *, want_detections: bool, want_classifications: bool,
-                    timeout: float | None = None) -> Capture:
-        """One frame, and whichever results were asked for and this model supports (others are skipped)."""
-        frame = self.frame(camera, timeout)
+                    timeout: float | None = None, want_objects: bool = False) -> Capture:
+        """One frame, and whichever results were asked for and this model supports (others are skipped). 3D objects
+        come from that frame's detections and the camera's point cloud, read alongside."""
         plan = self._plan(self._source.get())
+        if want_objects and plan.detector is not None:
+            name = self._camera_name(camera)
+
+            def capture(deadline: float) -> Capture:
+                return self.capture_all(name, want_detections=True, want_classifications=want_classifications,
+                                        timeout=max(deadline - time.monotonic(), 0.0))
+
+            two_d, cloud, intrinsics = self._with_cloud(name, timeout, capture)
+            return replace(two_d, detections=two_d.detections if want_detections else None,
+                           objects=self._objects(name, two_d.detections or [], cloud, intrinsics))
+        frame = self.frame(camera, timeout)
         dets = self.detections(frame.data, frame.mime_type) if want_detections and plan.detector else None
         cls = self.classifications(frame.data, frame.mime_type) if want_classifications and plan.classifier else None
         return Capture(frame=frame, detections=dets, classifications=cls)
@@ -114,10 +141,106 @@ class VisionService:
         with self.stats.time("camera"):
             return parent.get_frame(name, timeout)
 
+    def object_point_clouds(self, camera: str, timeout: float | None = None) -> ObjectClouds:
+        """3D objects: ``camera``'s image (through the detector, with this service's thresholds) and its point cloud
+        and intrinsics, read concurrently within the caller's ``timeout``; see module/vision/objects3d.py.
+
+        Raises:
+            FailedPreconditionError: The model is not a detector; the camera has no point cloud (GetProperties
+                ``supports_pcd`` false, no intrinsics, GetPointCloud failing, or a cloud that is not a readable PCD).
+        """
+        name = self._camera_name(camera)
+        self._require_detector("GetObjectPointClouds")
+
+        def detect(deadline: float) -> list[Detection]:
+            frame = self.frame(name, max(deadline - time.monotonic(), 0.0))
+            return self.detections(frame.data, frame.mime_type)
+
+        found, cloud, intrinsics = self._with_cloud(name, timeout, detect)
+        return self._objects(name, found, cloud, intrinsics)
+
+    def _camera_name(self, camera: str) -> str:
+        name = camera or self.config.camera_name
+        if not name:
+            raise InvalidInputError("no camera name given and the attribute 'camera_name' is not set")
+        return name
+
+    def _require_detector(self, call: str) -> None:
+        if self._plan(self._source.get()).detector is None:
+            raise FailedPreconditionError(f"mlmodel {self.config.mlmodel_name!r} is a classifier, not a detector: "
+                                          f"{call} needs boxes")
+
+    def _with_cloud(self, camera: str, timeout: float | None, work: Callable[[float], T]) -> tuple[T, PointCloud, Intrinsics]:
+        """``work(deadline)`` on this thread while the camera's point cloud and intrinsics are read on another."""
+        parent = self._parent()
+        if parent is None:
+            raise FailedPreconditionError(f"cannot read camera {camera!r}: this module has no parent connection")
+        deadline = time.monotonic() + call_timeout(timeout)
+        cloud_read = self._reader().submit(self._read_cloud, parent, camera, deadline)
+        try:
+            result = work(deadline)
+            try:
+                cloud, intrinsics = cloud_read.result(timeout=max(deadline - time.monotonic(), 0.0))
+            except concurrent.futures.TimeoutError:
+                raise DeadlineError(f"reading the point cloud of camera {camera!r} did not finish within the call's "
+                                    "deadline") from None
+        except BaseException:
+            cloud_read.cancel()
+            raise
+        return result, cloud, intrinsics
+
+    def _objects(self, camera: str, found: list[Detection], cloud: PointCloud, intrinsics: Intrinsics) -> ObjectClouds:
+        # Boxes in normalised coordinates are boxes in a 1 x 1 image: segment_objects scales them to the intrinsics.
+        boxes = [Box2D(d.x_min_normalized, d.y_min_normalized, d.x_max_normalized, d.y_max_normalized, d.class_name,
+                       d.confidence) for d in found]
+        objects = segment_objects(cloud, intrinsics, boxes, (1, 1), self.config.point_clouds, self.stats.time)
+        return ObjectClouds(camera=camera, objects=objects)
+
+    def _reader(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._cloud_reader_lock:
+            if self._cloud_reader is None:
+                self._cloud_reader = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="point-cloud")
+            return self._cloud_reader
+
+    def _read_cloud(self, parent: ParentClient, camera: str, deadline: float) -> tuple[PointCloud, Intrinsics]:
+        """The camera's intrinsics (cached by the parent client; forgotten when anything here fails, so a fixed or
+        reconfigured camera is asked again) and its point cloud, parsed."""
+        # The outlier filter's KD-tree (scipy, ~0.5 s and ~35 MB to import): loaded here, on the first 3D call and
+        # while the detector runs on the other thread, rather than in every detector service at start-up.
+        import scipy.spatial  # noqa: F401
+        try:
+            with self.stats.time("point_cloud"):
+                props = parent.camera_properties(camera, max(deadline - time.monotonic(), 0.0))
+                if not props.supports_pcd:
+                    raise FailedPreconditionError(f"camera {camera!r} does not give point clouds (its GetProperties "
+                                                  "says supports_pcd false): GetObjectPointClouds needs a depth camera")
+                if props.intrinsics is None:
+                    raise FailedPreconditionError(f"camera {camera!r} reports no intrinsic parameters: "
+                                                  "GetObjectPointClouds needs them to match points to image boxes")
+                intrinsics = Intrinsics(*props.intrinsics)
+                try:
+                    intrinsics.check(camera)
+                except InvalidInputError as exc:
+                    raise FailedPreconditionError(str(exc)) from None
+                raw = parent.get_point_cloud(camera, max(deadline - time.monotonic(), 0.0))
+                if raw.mime_type and raw.mime_type != MIME_PCD:
+                    raise FailedPreconditionError(f"camera {camera!r} sent a point cloud as {raw.mime_type!r}; "
+                                                  f"this module reads {MIME_PCD}")
+                try:
+                    return read_pcd(raw.data), intrinsics
+                except PCDError as exc:
+                    raise FailedPreconditionError(f"camera {camera!r} sent a point cloud this module cannot read: "
+                                                  f"{exc}") from None
+        except Exception:
+            self.stats.count_error()
+            parent.forget_camera(camera)
+            raise
+
     def properties(self) -> Properties:
         plan = self._plan(self._source.get())
         return Properties(classifications_supported=plan.classifier is not None,
-                          detections_supported=plan.detector is not None, default_camera=self.config.camera_name)
+                          detections_supported=plan.detector is not None, default_camera=self.config.camera_name,
+                          object_point_clouds_supported=plan.detector is not None)
 
     # --- pipeline --------------------------------------------------------------------------------------------------
 
@@ -207,7 +330,11 @@ class VisionService:
                 "camera_name": self.config.camera_name, **self.stats.snapshot()}
 
     def close(self) -> None:
-        """Nothing to release: the mlmodel belongs to its own resource."""
+        """Stop the point-cloud reader threads; the mlmodel belongs to its own resource."""
+        with self._cloud_reader_lock:
+            reader, self._cloud_reader = self._cloud_reader, None
+        if reader is not None:
+            reader.shutdown(wait=False, cancel_futures=True)
 
 
 def _merge_thresholds(current: Thresholds, changes: Mapping[str, Any]) -> Thresholds:

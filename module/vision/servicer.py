@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from module.errors import UnsupportedError
+from module.errors import InvalidInputError, UnsupportedError
 from module.gen.common.v1 import common_pb2
 from module.gen.component.camera.v1 import camera_pb2
 from module.gen.service.vision.v1 import vision_pb2 as pb
@@ -17,6 +17,8 @@ from module.resource.names import VISION_API
 from module.resource.structs import dict_to_struct, struct_to_dict
 from module.vision.classifications import Classification
 from module.vision.detections import Detection
+from module.vision.objects3d import Object3D
+from module.vision.pcd import MIME_PCD, write_pcd
 from module.vision.service import VisionService
 
 
@@ -26,6 +28,16 @@ def detection_to_proto(d: Detection) -> pb.Detection:
                         class_name=d.class_name, x_min_normalized=d.x_min_normalized,
                         y_min_normalized=d.y_min_normalized, x_max_normalized=d.x_max_normalized,
                         y_max_normalized=d.y_max_normalized)
+
+
+def object_to_proto(obj: Object3D, frame: str) -> common_pb2.PointCloudObject:
+    """The object's points as a binary PCD (metres) and its box (millimetres, identity orientation) in ``frame``."""
+    (cx, cy, cz), (dx, dy, dz) = obj.center_mm, obj.dims_mm
+    box = common_pb2.Geometry(center=common_pb2.Pose(x=cx, y=cy, z=cz, o_z=1.0),
+                              box=common_pb2.RectangularPrism(dims_mm=common_pb2.Vector3(x=dx, y=dy, z=dz)),
+                              label=obj.label)
+    return common_pb2.PointCloudObject(point_cloud=write_pcd(obj.points.xyz, obj.points.rgb),
+                                       geometries=common_pb2.GeometriesInFrame(reference_frame=frame, geometries=[box]))
 
 
 def classification_to_proto(c: Classification) -> pb.Classification:
@@ -61,9 +73,12 @@ class VisionServicer(vision_pb2_grpc.VisionServiceServicer):
 
     def GetObjectPointClouds(self, request: pb.GetObjectPointCloudsRequest,
                              context: grpc.ServicerContext) -> pb.GetObjectPointCloudsResponse:
-        self._service(request.name)
-        raise UnsupportedError("GetObjectPointClouds is not supported: this vision service works on 2D images "
-                               "(GetProperties reports object_point_clouds_supported=false)")
+        service = self._service(request.name)
+        if request.mime_type not in ("", MIME_PCD):
+            raise InvalidInputError(f"GetObjectPointClouds answers in {MIME_PCD}, not {request.mime_type!r}")
+        found = service.object_point_clouds(request.camera_name, context.time_remaining())
+        return pb.GetObjectPointCloudsResponse(mime_type=MIME_PCD,
+                                               objects=[object_to_proto(o, found.camera) for o in found.objects])
 
     def GetDetections3D(self, request: pb.GetDetections3DRequest,
                         context: grpc.ServicerContext) -> pb.GetDetections3DResponse:
@@ -74,14 +89,16 @@ class VisionServicer(vision_pb2_grpc.VisionServiceServicer):
         props = self._service(request.name).properties()
         return pb.GetPropertiesResponse(classifications_supported=props.classifications_supported,
                                         detections_supported=props.detections_supported,
-                                        object_point_clouds_supported=False, detections_3d_supported=False,
+                                        object_point_clouds_supported=props.object_point_clouds_supported,
+                                        detections_3d_supported=False,
                                         default_camera=props.default_camera or None)
 
     def CaptureAllFromCamera(self, request: pb.CaptureAllFromCameraRequest,
                              context: grpc.ServicerContext) -> pb.CaptureAllFromCameraResponse:
         capture = self._service(request.name).capture_all(
             request.camera_name, want_detections=request.return_detections,
-            want_classifications=request.return_classifications, timeout=context.time_remaining())
+            want_classifications=request.return_classifications, timeout=context.time_remaining(),
+            want_objects=request.return_object_point_clouds)
         reply = pb.CaptureAllFromCameraResponse()
         if request.return_image:
             frame = capture.frame
@@ -89,6 +106,8 @@ class VisionServicer(vision_pb2_grpc.VisionServiceServicer):
                                                   mime_type=frame.mime_type, image=frame.data))
         reply.detections.extend(detection_to_proto(d) for d in capture.detections or ())
         reply.classifications.extend(classification_to_proto(c) for c in capture.classifications or ())
+        if capture.objects is not None:
+            reply.objects.extend(object_to_proto(o, capture.objects.camera) for o in capture.objects.objects)
         return reply
 
     def DoCommand(self, request: common_pb2.DoCommandRequest, context: grpc.ServicerContext) -> common_pb2.DoCommandResponse:

@@ -27,11 +27,13 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from devkit.depth_scene import PETS_INTRINSICS, pets_scene, scene_pcd
 from devkit.models import passthrough_model
 from devkit.standin.launcher import MLMODEL, REPO, VISION, ModuleProcess, short_tempdir
-from devkit.standin.parent import CameraFrame, FakeParent
+from devkit.standin.parent import CameraFrame, DepthData, FakeParent
 from devkit.testdata import require_testdata
 from module.errors import ModuleError
+from module.gen.common.v1 import common_pb2
 from module.gen.service.mlmodel.v1 import mlmodel_pb2
 from module.gen.service.vision.v1 import vision_pb2
 from module.mlmodel.config import TFLiteConfig
@@ -42,8 +44,9 @@ from module.resource.manager import ResourceManager
 from module.resource.names import MLMODEL_API
 from module.resource.registry import ResourceContext
 from module.vision.config import VisionConfig
+from module.vision.pcd import read_pcd
 from module.vision.service import VisionService
-from module.vision.servicer import classification_to_proto, detection_to_proto
+from module.vision.servicer import classification_to_proto, detection_to_proto, object_to_proto
 from tests.support.json_arrays import array_from_json, array_to_json, b64
 
 pytestmark = pytest.mark.timeout(900)
@@ -151,6 +154,8 @@ def plan(world: World) -> list[dict[str, Any]]:
         add(f"clf.get_classifications.{image_name}", "vision", "get_classifications", "clf",
             image=image_spec(data, "image/jpeg"), count=5)
     add("det.get_detections_from_camera", "vision", "get_detections_from_camera", "det", camera="cam")
+    add("det.get_object_point_clouds", "vision", "get_object_point_clouds", "det", camera="cam")
+    add("clf.get_object_point_clouds", "vision", "get_object_point_clouds", "clf", camera="cam")
     add("clf.get_classifications_from_camera", "vision", "get_classifications_from_camera", "clf", camera="cam", count=3)
     for service in ("det", "clf"):
         add(f"{service}.get_properties", "vision", "get_properties", service)
@@ -169,6 +174,10 @@ def world(sdk_python: Path) -> Iterator[World]:
     directory = short_tempdir()
     parent = FakeParent(os.path.join(directory, "parent.sock"))
     parent.cameras["cam"] = CameraFrame((td / PETS).read_bytes(), "image/jpeg")
+    # ... and a depth camera: a box behind each dog the SSD finds (devkit/depth_scene.py).
+    pixels = np.asarray(PIL.Image.open(td / PETS).convert("RGB"))
+    i = PETS_INTRINSICS
+    parent.point_clouds["cam"] = DepthData(scene_pcd(pets_scene(), pixels), (i.width, i.height, i.fx, i.fy, i.ppx, i.ppy))
     module = ModuleProcess(socket_dir=directory)
     w = World(td, module, parent, data_dir=os.path.join(directory, "data"))
     local_parent = ParentClient(parent.address)
@@ -327,13 +336,30 @@ def test_capture_all_from_camera(world: World, service: str) -> None:
     assert (bool(got["detections"]), bool(got["classifications"])) == ((True, False) if service == "det" else (False, True))
 
 
+def test_get_object_point_clouds(world: World) -> None:
+    got = [common_pb2.PointCloudObject.FromString(base64.b64decode(p))
+           for p in world.result("det.get_object_point_clouds")["protos"]]
+    local = world.local_vision["det"].object_point_clouds("cam")
+    assert got == [object_to_proto(o, local.camera) for o in local.objects]
+    # This service keeps every detection (no minimum confidence): the two dogs first (the SSD's best scores), then
+    # whatever else it guessed, in score order.
+    assert [o.geometries.geometries[0].label for o in got[:2]] == ["dog", "dog"]
+    assert all(o.geometries.reference_frame == "cam" for o in got)
+    for obj in got[:2]:
+        cloud = read_pcd(obj.point_cloud)
+        assert len(cloud) > 1000 and cloud.xyz[:, 2].max() < 2.5  # metres, and no point of the wall 3 m away
+        assert 1000 < obj.geometries.geometries[0].center.z < 2500  # millimetres
+    assert world.error("clf.get_object_point_clouds")["status"] == "FAILED_PRECONDITION"
+    assert "not a detector" in world.error("clf.get_object_point_clouds")["message"]
+
+
 @pytest.mark.parametrize("service", ["det", "clf"])
 def test_get_properties(world: World, service: str) -> None:
     got = vision_pb2.GetPropertiesResponse.FromString(base64.b64decode(world.result(f"{service}.get_properties")["proto"]))
     local = world.local_vision[service].properties()
     assert got.detections_supported == local.detections_supported == (service == "det")
     assert got.classifications_supported == local.classifications_supported == (service == "clf")
-    assert not got.object_point_clouds_supported
+    assert got.object_point_clouds_supported == local.object_point_clouds_supported == (service == "det")
     assert got.HasField("default_camera") == bool(local.default_camera)
     assert got.default_camera == local.default_camera
 

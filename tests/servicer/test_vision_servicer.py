@@ -193,13 +193,19 @@ def test_unsupported_mime_is_invalid_argument(module: Module, mime: str) -> None
     assert_still_serving(module)
 
 
-def test_object_point_clouds_unimplemented_with_a_message(module: Module) -> None:
-    name = detector_service(module)
+def test_object_point_clouds_errors_name_what_is_missing(module: Module) -> None:
+    # No parent here: the camera cannot be read. A classifier has no boxes. Only PCD is answered.
+    det, cls = detector_service(module), classifier_service(module)
     err = rpc_error(lambda: module.vision.GetObjectPointClouds(pb.GetObjectPointCloudsRequest(
-        name=name, camera_name="cam", mime_type="pointcloud/pcd"), timeout=30))
-    assert err.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "GetObjectPointClouds" in err.details() and "not supported" in err.details()
-    err = rpc_error(lambda: module.vision.GetDetections3D(pb.GetDetections3DRequest(name=name), timeout=30))
+        name=det, camera_name="cam", mime_type="pointcloud/pcd"), timeout=30))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "'cam'" in err.details() and "parent" in err.details()
+    err = rpc_error(lambda: module.vision.GetObjectPointClouds(pb.GetObjectPointCloudsRequest(
+        name=cls, camera_name="cam"), timeout=30))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "not a detector" in err.details()
+    err = rpc_error(lambda: module.vision.GetObjectPointClouds(pb.GetObjectPointCloudsRequest(
+        name=det, camera_name="cam", mime_type="pointcloud/las"), timeout=30))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "pointcloud/pcd" in err.details()
+    err = rpc_error(lambda: module.vision.GetDetections3D(pb.GetDetections3DRequest(name=det), timeout=30))
     assert err.code() == grpc.StatusCode.UNIMPLEMENTED and "not supported" in err.details()
     assert_still_serving(module)
 
@@ -249,7 +255,7 @@ def test_wrong_role_is_failed_precondition(module: Module) -> None:
 def test_get_properties(module: Module) -> None:
     props = module.vision.GetProperties(pb.GetPropertiesRequest(name=detector_service(module)), timeout=30)
     assert props.detections_supported and not props.classifications_supported
-    assert props.object_point_clouds_supported is False
+    assert props.object_point_clouds_supported is True  # a detector's boxes + a depth camera give 3D objects
     assert props.HasField("default_camera") and props.default_camera == "cam"
     props = module.vision.GetProperties(pb.GetPropertiesRequest(name=classifier_service(module)), timeout=30)
     assert props.classifications_supported and not props.detections_supported

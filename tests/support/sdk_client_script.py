@@ -51,6 +51,9 @@ async def run_call(channel: Any, call: dict[str, Any]) -> Any:
         if method == "get_classifications_from_camera":
             found = await vision.get_classifications_from_camera(args["camera"], args["count"], timeout=60)
             return {"protos": [b64(c.SerializeToString()) for c in found]}
+        if method == "get_object_point_clouds":
+            found = await vision.get_object_point_clouds(args["camera"], timeout=60)
+            return {"protos": [b64(o.SerializeToString()) for o in found]}
         if method == "get_properties":
             return {"proto": b64((await vision.get_properties(timeout=30)).SerializeToString())}
         if method == "capture_all_from_camera":

@@ -18,8 +18,8 @@ import PIL.Image
 import pytest
 
 from devkit.standin.launcher import short_tempdir
-from devkit.standin.parent import FakeParent, HandlerError, frame
-from module.errors import DeadlineError, InvalidInputError, NotFoundError, UnavailableError
+from devkit.standin.parent import CameraFrame, DepthData, FakeParent, HandlerError, frame
+from module.errors import DeadlineError, FailedPreconditionError, InvalidInputError, NotFoundError, UnavailableError
 from module.gen.common.v1 import common_pb2
 from module.gen.robot.v1 import robot_pb2, robot_pb2_grpc
 from module.gen.service.mlmodel.v1 import mlmodel_pb2
@@ -294,3 +294,45 @@ def test_channel_options_allow_large_frames(parent: FakeParent, client: ParentCl
     assert len(parent.cameras["big"].data) > 4 * 1024 * 1024
     assert client.get_frame("big", timeout=10).data == parent.cameras["big"].data
     assert dict(CHANNEL_OPTIONS)["grpc.max_receive_message_length"] >= 32 * 1024 * 1024
+
+
+# --- depth cameras: GetProperties and GetPointCloud ------------------------------------------------------------------
+
+def test_camera_properties_with_and_without_intrinsics(parent: FakeParent, client: ParentClient) -> None:
+    parent.cameras["depth"] = parent.cameras["flat"] = CameraFrame(b"", "image/png")
+    parent.point_clouds["depth"] = DepthData(b"pcd bytes", (640, 480, 600.0, 601.0, 319.5, 239.5))
+    props = client.camera_properties("depth")
+    assert props.supports_pcd and props.intrinsics == (640, 480, 600.0, 601.0, 319.5, 239.5)
+    flat = client.camera_properties("flat")
+    assert not flat.supports_pcd and flat.intrinsics is None
+    point_cloud = client.get_point_cloud("depth")
+    assert (point_cloud.data, point_cloud.mime_type) == (b"pcd bytes", "pointcloud/pcd")
+
+
+def test_camera_properties_are_cached_until_forgotten(parent: FakeParent, client: ParentClient) -> None:
+    parent.cameras["depth"] = CameraFrame(b"", "image/png")
+    parent.point_clouds["depth"] = DepthData(b"", (640, 480, 600.0, 600.0, 320.0, 240.0))
+    client.camera_properties("depth")
+    parent.point_clouds["depth"] = DepthData(b"", (320, 240, 300.0, 300.0, 160.0, 120.0))
+    assert client.camera_properties("depth").intrinsics == (640, 480, 600.0, 600.0, 320.0, 240.0)
+    client.forget_camera("depth")
+    assert client.camera_properties("depth").intrinsics == (320, 240, 300.0, 300.0, 160.0, 120.0)
+    assert len(parent.calls("GetProperties")) == 2
+
+
+@pytest.mark.parametrize(("code", "error"), [
+    (grpc.StatusCode.UNIMPLEMENTED, FailedPreconditionError),  # the camera's answer: it has no point cloud
+    (grpc.StatusCode.UNKNOWN, FailedPreconditionError),
+    (grpc.StatusCode.INTERNAL, FailedPreconditionError),
+    (grpc.StatusCode.UNAVAILABLE, UnavailableError),  # the call did not get through: not the camera's fault
+    (grpc.StatusCode.NOT_FOUND, NotFoundError),
+    (grpc.StatusCode.DEADLINE_EXCEEDED, DeadlineError),
+])
+def test_get_point_cloud_failures(parent: FakeParent, client: ParentClient, code: grpc.StatusCode,
+                                  error: type[Exception]) -> None:
+    parent.cameras["depth"] = CameraFrame(b"", "image/png")
+    parent.point_clouds["depth"] = DepthData(b"", None)
+    parent.fault("GetPointCloud", code, details="the reason", times=1)
+    with pytest.raises(error, match="camera 'depth'.*the reason"):
+        client.get_point_cloud("depth")
+    assert client.get_point_cloud("depth").mime_type == "pointcloud/pcd"

@@ -82,6 +82,25 @@ EXPECTED = {
     "viam.component.camera.v1.Image": {"source_name": (1, F.TYPE_STRING), "format": (2, F.TYPE_ENUM),
                                        "image": (3, F.TYPE_BYTES), "mime_type": (4, F.TYPE_STRING),
                                        "annotations": (5, F.TYPE_MESSAGE)},
+    # GetObjectPointClouds: the depth camera's point cloud and intrinsics, and the objects it returns.
+    "viam.component.camera.v1.GetPointCloudRequest": {"name": (1, F.TYPE_STRING), "mime_type": (2, F.TYPE_STRING),
+                                                      "extra": (99, F.TYPE_MESSAGE)},
+    "viam.component.camera.v1.GetPointCloudResponse": {"mime_type": (1, F.TYPE_STRING), "point_cloud": (2, F.TYPE_BYTES)},
+    "viam.component.camera.v1.GetPropertiesResponse": {"supports_pcd": (1, F.TYPE_BOOL),
+                                                       "intrinsic_parameters": (2, F.TYPE_MESSAGE)},
+    "viam.component.camera.v1.IntrinsicParameters": {
+        "width_px": (1, F.TYPE_UINT32), "height_px": (2, F.TYPE_UINT32), "focal_x_px": (3, F.TYPE_DOUBLE),
+        "focal_y_px": (4, F.TYPE_DOUBLE), "center_x_px": (5, F.TYPE_DOUBLE), "center_y_px": (6, F.TYPE_DOUBLE)},
+    "viam.service.vision.v1.GetObjectPointCloudsRequest": {"name": (1, F.TYPE_STRING), "camera_name": (2, F.TYPE_STRING),
+                                                           "mime_type": (3, F.TYPE_STRING)},
+    "viam.service.vision.v1.GetObjectPointCloudsResponse": {"mime_type": (1, F.TYPE_STRING), "objects": (2, F.TYPE_MESSAGE)},
+    "viam.common.v1.PointCloudObject": {"point_cloud": (1, F.TYPE_BYTES), "geometries": (2, F.TYPE_MESSAGE)},
+    "viam.common.v1.GeometriesInFrame": {"reference_frame": (1, F.TYPE_STRING), "geometries": (2, F.TYPE_MESSAGE)},
+    "viam.common.v1.Geometry": {"center": (1, F.TYPE_MESSAGE), "box": (3, F.TYPE_MESSAGE), "label": (4, F.TYPE_STRING)},
+    "viam.common.v1.RectangularPrism": {"dims_mm": (1, F.TYPE_MESSAGE)},
+    "viam.common.v1.Pose": {"x": (1, F.TYPE_DOUBLE), "y": (2, F.TYPE_DOUBLE), "z": (3, F.TYPE_DOUBLE),
+                            "o_x": (4, F.TYPE_DOUBLE), "o_y": (5, F.TYPE_DOUBLE), "o_z": (6, F.TYPE_DOUBLE),
+                            "theta": (7, F.TYPE_DOUBLE)},
 }
 OPTIONAL = [("viam.service.vision.v1.Detection", f) for f in
             ("x_min", "y_min", "x_max", "y_max", "x_min_normalized", "y_min_normalized", "x_max_normalized", "y_max_normalized")]

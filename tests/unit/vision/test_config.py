@@ -197,3 +197,31 @@ def test_thresholds_as_dict_round_trips_through_parse() -> None:
                      iou_threshold=0.5, class_agnostic_nms=True, max_detections=7).thresholds
     again = Thresholds.parse(Attributes(original.as_dict()))
     assert again == original
+
+
+# --- GetObjectPointClouds -------------------------------------------------------------------------------------------
+
+def test_point_cloud_attributes_default_to_rdks_documented_values() -> None:
+    settings = parse().point_clouds
+    assert (settings.mean_k, settings.sigma) == (50, 2.0)  # Viam's detector_3d_segmenter example config
+    assert (settings.depth_gap_m, settings.min_points, settings.max_points) == (0.05, 10, 25_000)
+
+
+def test_point_cloud_attributes_parse_in_their_units() -> None:
+    settings = parse(mean_k=0, sigma=1.25, depth_gap_mm=80, min_object_points=3, max_object_points=1000).point_clouds
+    assert (settings.mean_k, settings.sigma, settings.min_points, settings.max_points) == (0, 1.25, 3, 1000)
+    assert settings.depth_gap_m == pytest.approx(0.08)  # millimetres in the config, metres inside
+
+
+@pytest.mark.parametrize(("attrs", "message"), [
+    ({"mean_k": 2.5}, "'mean_k' must be a whole number from 0 to 1000"),
+    ({"mean_k": -1}, "'mean_k' must be a whole number from 0 to 1000"),
+    ({"sigma": -0.5}, "'sigma' must be a number from 0 to 100"),
+    ({"sigma": "1.25"}, "'sigma' must be a number"),
+    ({"depth_gap_mm": -1}, "'depth_gap_mm' must be a number from 0"),
+    ({"min_object_points": 0}, "'min_object_points' must be a whole number from 1"),
+    ({"max_object_points": 50}, "'max_object_points' must be a whole number from 100"),
+])
+def test_bad_point_cloud_attributes_name_the_attribute(attrs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(**attrs)

@@ -28,15 +28,15 @@ from module.gen.common.v1 import common_pb2 as common_dot_v1_dot_common__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n component/camera/v1/camera.proto\x12\x18viam.component.camera.v1\x1a\x16\x61pp/data/v1/data.proto\x1a\x16\x63ommon/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\"Z\n\x0fGetImageRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12&\n\x05\x65xtra\x18\x63 \x01(\x0b\x32\x17.google.protobuf.Struct\"4\n\x10GetImageResponse\x12\x11\n\tmime_type\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\"e\n\x10GetImagesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1b\n\x13\x66ilter_source_names\x18\x02 \x03(\t\x12&\n\x05\x65xtra\x18\x63 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x83\x01\n\x11GetImagesResponse\x12/\n\x06images\x18\x01 \x03(\x0b\x32\x1f.viam.component.camera.v1.Image\x12=\n\x11response_metadata\x18\xa4\x92\x05 \x01(\x0b\x32 .viam.common.v1.ResponseMetadata\"\xa4\x01\n\x05Image\x12\x13\n\x0bsource_name\x18\x01 \x01(\t\x12\x30\n\x06\x66ormat\x18\x02 \x01(\x0e\x32 .viam.component.camera.v1.Format\x12\r\n\x05image\x18\x03 \x01(\x0c\x12\x11\n\tmime_type\x18\x04 \x01(\t\x12\x32\n\x0b\x61nnotations\x18\x05 \x01(\x0b\x32\x1d.viam.app.data.v1.Annotations\"L\n\x14GetPropertiesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05\x65xtra\x18\x63 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x8c\x01\n\x13IntrinsicParameters\x12\x10\n\x08width_px\x18\x01 \x01(\r\x12\x11\n\theight_px\x18\x02 \x01(\r\x12\x12\n\nfocal_x_px\x18\x03 \x01(\x01\x12\x12\n\nfocal_y_px\x18\x04 \x01(\x01\x12\x13\n\x0b\x63\x65nter_x_px\x18\x05 \x01(\x01\x12\x13\n\x0b\x63\x65nter_y_px\x18\x06 \x01(\x01\"9\n\x14\x44istortionParameters\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nparameters\x18\x02 \x03(\x01\"\x85\x02\n\x15GetPropertiesResponse\x12\x14\n\x0csupports_pcd\x18\x01 \x01(\x08\x12K\n\x14intrinsic_parameters\x18\x02 \x01(\x0b\x32-.viam.component.camera.v1.IntrinsicParameters\x12M\n\x15\x64istortion_parameters\x18\x03 \x01(\x0b\x32..viam.component.camera.v1.DistortionParameters\x12\x12\n\nmime_types\x18\x04 \x03(\t\x12\x17\n\nframe_rate\x18\x05 \x01(\x02H\x00\x88\x01\x01\x42\r\n\x0b_frame_rate*l\n\x06\x46ormat\x12\x16\n\x12\x46ORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46ORMAT_RAW_RGBA\x10\x01\x12\x14\n\x10\x46ORMAT_RAW_DEPTH\x10\x02\x12\x0f\n\x0b\x46ORMAT_JPEG\x10\x03\x12\x0e\n\nFORMAT_PNG\x10\x04\x32\x9c\x03\n\rCameraService\x12\x61\n\x08GetImage\x12).viam.component.camera.v1.GetImageRequest\x1a*.viam.component.camera.v1.GetImageResponse\x12\x64\n\tGetImages\x12*.viam.component.camera.v1.GetImagesRequest\x1a+.viam.component.camera.v1.GetImagesResponse\x12p\n\rGetProperties\x12..viam.component.camera.v1.GetPropertiesRequest\x1a/.viam.component.camera.v1.GetPropertiesResponse\x12P\n\tDoCommand\x12 .viam.common.v1.DoCommandRequest\x1a!.viam.common.v1.DoCommandResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n component/camera/v1/camera.proto\x12\x18viam.component.camera.v1\x1a\x16\x61pp/data/v1/data.proto\x1a\x16\x63ommon/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\"Z\n\x0fGetImageRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12&\n\x05\x65xtra\x18\x63 \x01(\x0b\x32\x17.google.protobuf.Struct\"4\n\x10GetImageResponse\x12\x11\n\tmime_type\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\"e\n\x10GetImagesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1b\n\x13\x66ilter_source_names\x18\x02 \x03(\t\x12&\n\x05\x65xtra\x18\x63 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x83\x01\n\x11GetImagesResponse\x12/\n\x06images\x18\x01 \x03(\x0b\x32\x1f.viam.component.camera.v1.Image\x12=\n\x11response_metadata\x18\xa4\x92\x05 \x01(\x0b\x32 .viam.common.v1.ResponseMetadata\"\xa4\x01\n\x05Image\x12\x13\n\x0bsource_name\x18\x01 \x01(\t\x12\x30\n\x06\x66ormat\x18\x02 \x01(\x0e\x32 .viam.component.camera.v1.Format\x12\r\n\x05image\x18\x03 \x01(\x0c\x12\x11\n\tmime_type\x18\x04 \x01(\t\x12\x32\n\x0b\x61nnotations\x18\x05 \x01(\x0b\x32\x1d.viam.app.data.v1.Annotations\"_\n\x14GetPointCloudRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12&\n\x05\x65xtra\x18\x63 \x01(\x0b\x32\x17.google.protobuf.Struct\"?\n\x15GetPointCloudResponse\x12\x11\n\tmime_type\x18\x01 \x01(\t\x12\x13\n\x0bpoint_cloud\x18\x02 \x01(\x0c\"L\n\x14GetPropertiesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05\x65xtra\x18\x63 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x8c\x01\n\x13IntrinsicParameters\x12\x10\n\x08width_px\x18\x01 \x01(\r\x12\x11\n\theight_px\x18\x02 \x01(\r\x12\x12\n\nfocal_x_px\x18\x03 \x01(\x01\x12\x12\n\nfocal_y_px\x18\x04 \x01(\x01\x12\x13\n\x0b\x63\x65nter_x_px\x18\x05 \x01(\x01\x12\x13\n\x0b\x63\x65nter_y_px\x18\x06 \x01(\x01\"9\n\x14\x44istortionParameters\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nparameters\x18\x02 \x03(\x01\"\x85\x02\n\x15GetPropertiesResponse\x12\x14\n\x0csupports_pcd\x18\x01 \x01(\x08\x12K\n\x14intrinsic_parameters\x18\x02 \x01(\x0b\x32-.viam.component.camera.v1.IntrinsicParameters\x12M\n\x15\x64istortion_parameters\x18\x03 \x01(\x0b\x32..viam.component.camera.v1.DistortionParameters\x12\x12\n\nmime_types\x18\x04 \x03(\t\x12\x17\n\nframe_rate\x18\x05 \x01(\x02H\x00\x88\x01\x01\x42\r\n\x0b_frame_rate*l\n\x06\x46ormat\x12\x16\n\x12\x46ORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46ORMAT_RAW_RGBA\x10\x01\x12\x14\n\x10\x46ORMAT_RAW_DEPTH\x10\x02\x12\x0f\n\x0b\x46ORMAT_JPEG\x10\x03\x12\x0e\n\nFORMAT_PNG\x10\x04\x32\x8e\x04\n\rCameraService\x12\x61\n\x08GetImage\x12).viam.component.camera.v1.GetImageRequest\x1a*.viam.component.camera.v1.GetImageResponse\x12\x64\n\tGetImages\x12*.viam.component.camera.v1.GetImagesRequest\x1a+.viam.component.camera.v1.GetImagesResponse\x12p\n\rGetPointCloud\x12..viam.component.camera.v1.GetPointCloudRequest\x1a/.viam.component.camera.v1.GetPointCloudResponse\x12p\n\rGetProperties\x12..viam.component.camera.v1.GetPropertiesRequest\x1a/.viam.component.camera.v1.GetPropertiesResponse\x12P\n\tDoCommand\x12 .viam.common.v1.DoCommandRequest\x1a!.viam.common.v1.DoCommandResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'component.camera.v1.camera_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FORMAT']._serialized_start=1234
-  _globals['_FORMAT']._serialized_end=1342
+  _globals['_FORMAT']._serialized_start=1396
+  _globals['_FORMAT']._serialized_end=1504
   _globals['_GETIMAGEREQUEST']._serialized_start=140
   _globals['_GETIMAGEREQUEST']._serialized_end=230
   _globals['_GETIMAGERESPONSE']._serialized_start=232
@@ -47,14 +47,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETIMAGESRESPONSE']._serialized_end=521
   _globals['_IMAGE']._serialized_start=524
   _globals['_IMAGE']._serialized_end=688
-  _globals['_GETPROPERTIESREQUEST']._serialized_start=690
-  _globals['_GETPROPERTIESREQUEST']._serialized_end=766
-  _globals['_INTRINSICPARAMETERS']._serialized_start=769
-  _globals['_INTRINSICPARAMETERS']._serialized_end=909
-  _globals['_DISTORTIONPARAMETERS']._serialized_start=911
-  _globals['_DISTORTIONPARAMETERS']._serialized_end=968
-  _globals['_GETPROPERTIESRESPONSE']._serialized_start=971
-  _globals['_GETPROPERTIESRESPONSE']._serialized_end=1232
-  _globals['_CAMERASERVICE']._serialized_start=1345
-  _globals['_CAMERASERVICE']._serialized_end=1757
+  _globals['_GETPOINTCLOUDREQUEST']._serialized_start=690
+  _globals['_GETPOINTCLOUDREQUEST']._serialized_end=785
+  _globals['_GETPOINTCLOUDRESPONSE']._serialized_start=787
+  _globals['_GETPOINTCLOUDRESPONSE']._serialized_end=850
+  _globals['_GETPROPERTIESREQUEST']._serialized_start=852
+  _globals['_GETPROPERTIESREQUEST']._serialized_end=928
+  _globals['_INTRINSICPARAMETERS']._serialized_start=931
+  _globals['_INTRINSICPARAMETERS']._serialized_end=1071
+  _globals['_DISTORTIONPARAMETERS']._serialized_start=1073
+  _globals['_DISTORTIONPARAMETERS']._serialized_end=1130
+  _globals['_GETPROPERTIESRESPONSE']._serialized_start=1133
+  _globals['_GETPROPERTIESRESPONSE']._serialized_end=1394
+  _globals['_CAMERASERVICE']._serialized_start=1507
+  _globals['_CAMERASERVICE']._serialized_end=2033
 # @@protoc_insertion_point(module_scope)

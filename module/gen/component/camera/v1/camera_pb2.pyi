@@ -74,6 +74,24 @@ class Image(_message.Message):
     annotations: _data_pb2.Annotations
     def __init__(self, source_name: _Optional[str] = ..., format: _Optional[_Union[Format, str]] = ..., image: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., annotations: _Optional[_Union[_data_pb2.Annotations, _Mapping]] = ...) -> None: ...
 
+class GetPointCloudRequest(_message.Message):
+    __slots__ = ("name", "mime_type", "extra")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    mime_type: str
+    extra: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., mime_type: _Optional[str] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class GetPointCloudResponse(_message.Message):
+    __slots__ = ("mime_type", "point_cloud")
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    POINT_CLOUD_FIELD_NUMBER: _ClassVar[int]
+    mime_type: str
+    point_cloud: bytes
+    def __init__(self, mime_type: _Optional[str] = ..., point_cloud: _Optional[bytes] = ...) -> None: ...
+
 class GetPropertiesRequest(_message.Message):
     __slots__ = ("name", "extra")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -46,6 +46,11 @@ class CameraServiceStub:
                 request_serializer=component_dot_camera_dot_v1_dot_camera__pb2.GetImagesRequest.SerializeToString,
                 response_deserializer=component_dot_camera_dot_v1_dot_camera__pb2.GetImagesResponse.FromString,
                 _registered_method=True)
+        self.GetPointCloud = channel.unary_unary(
+                '/viam.component.camera.v1.CameraService/GetPointCloud',
+                request_serializer=component_dot_camera_dot_v1_dot_camera__pb2.GetPointCloudRequest.SerializeToString,
+                response_deserializer=component_dot_camera_dot_v1_dot_camera__pb2.GetPointCloudResponse.FromString,
+                _registered_method=True)
         self.GetProperties = channel.unary_unary(
                 '/viam.component.camera.v1.CameraService/GetProperties',
                 request_serializer=component_dot_camera_dot_v1_dot_camera__pb2.GetPropertiesRequest.SerializeToString,
@@ -68,6 +73,12 @@ class CameraServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetImages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPointCloud(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,6 +108,11 @@ def add_CameraServiceServicer_to_server(servicer, server):
                     servicer.GetImages,
                     request_deserializer=component_dot_camera_dot_v1_dot_camera__pb2.GetImagesRequest.FromString,
                     response_serializer=component_dot_camera_dot_v1_dot_camera__pb2.GetImagesResponse.SerializeToString,
+            ),
+            'GetPointCloud': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPointCloud,
+                    request_deserializer=component_dot_camera_dot_v1_dot_camera__pb2.GetPointCloudRequest.FromString,
+                    response_serializer=component_dot_camera_dot_v1_dot_camera__pb2.GetPointCloudResponse.SerializeToString,
             ),
             'GetProperties': grpc.unary_unary_rpc_method_handler(
                     servicer.GetProperties,
@@ -163,6 +179,33 @@ class CameraService:
             '/viam.component.camera.v1.CameraService/GetImages',
             component_dot_camera_dot_v1_dot_camera__pb2.GetImagesRequest.SerializeToString,
             component_dot_camera_dot_v1_dot_camera__pb2.GetImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPointCloud(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/viam.component.camera.v1.CameraService/GetPointCloud',
+            component_dot_camera_dot_v1_dot_camera__pb2.GetPointCloudRequest.SerializeToString,
+            component_dot_camera_dot_v1_dot_camera__pb2.GetPointCloudResponse.FromString,
             options,
             channel_credentials,
             insecure,
