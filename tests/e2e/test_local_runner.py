@@ -109,12 +109,12 @@ def test_demo_finds_every_synthetic_shape_and_annotates_it(demo_run: Run) -> Non
     assert sorted(table) == sorted(f"{p.name}.png" for p in PICTURES)
     for picture in PICTURES:
         rows = table[f"{picture.name}.png"]
-        boxes = {r.label: r for r in rows if r.service == "main" and r.box}
+        boxes = {r.label: r for r in rows if r.service == "detector" and r.box}
         assert set(boxes) == {s.colour for s in picture.shapes}, rows
         for shape in picture.shapes:
             found = boxes[shape.colour].box
             assert found is not None and iou(found, shape.box) > 0.8, (picture.name, shape, found)
-        classes = [r for r in rows if r.service == "dominant-colour"]
+        classes = [r for r in rows if r.service == "classifier"]
         assert classes and classes[0].label in {s.colour for s in picture.shapes}
         annotated = out / f"{picture.name}.png"
         for row in boxes.values():
@@ -142,7 +142,7 @@ def _config(demo_out: Path) -> dict[str, Any]:
     """config/demo.json with absolute paths to the demo run's models and pictures."""
     config: dict[str, Any] = json.loads((REPO / "config/demo.json").read_text())
     config["components"][0]["attributes"]["color_image_file_path"] = str(demo_out / "synthetic")
-    for service, model in (("main-model", "colour_detector"), ("colours-model", "colour_classifier")):
+    for service, model in (("coco-ssd", "colour_detector"), ("mobilenet", "colour_classifier")):
         entry = next(s for s in config["services"] if s["name"] == service)
         entry["attributes"]["model_path"] = str(demo_out / "models" / f"{model}.tflite")
     return config
@@ -220,7 +220,7 @@ def test_serve_answers_sdk_calls_and_a_signal_leaves_no_module_behind(workdir: P
         with grpc.insecure_channel(f"unix:{socket}") as channel:
             vision = vision_pb2_grpc.VisionServiceStub(channel)
             seen = {tuple(sorted(d.class_name for d in vision.GetDetectionsFromCamera(
-                vision_pb2.GetDetectionsFromCameraRequest(name="main", camera_name="cam"), timeout=30).detections))
+                vision_pb2.GetDetectionsFromCameraRequest(name="detector", camera_name="cam"), timeout=30).detections))
                 for _ in PICTURES}
         assert len(seen) == len(PICTURES)  # the camera cycles through the pictures
         process.send_signal(sig)
@@ -254,7 +254,7 @@ def test_ctrl_c_during_a_run_removes_the_resources_and_stops_the_module(workdir:
         log = (out / "module.log").read_text()
         removed = set(re.findall(r"removed (rdk:service:\S+)", log))
         assert removed == {f"rdk:service:{api}/{name}" for api, name in (
-            ("mlmodel", "main-model"), ("vision", "main"), ("mlmodel", "colours-model"), ("vision", "dominant-colour"))}
+            ("mlmodel", "coco-ssd"), ("vision", "detector"), ("mlmodel", "mobilenet"), ("vision", "classifier"))}
     finally:
         if process.poll() is None:
             process.kill()
