@@ -91,6 +91,9 @@ def _targets(robot: LocalRobot, only: str | None, camera: str | None) -> list[Ta
             name = next(iter(robot.cameras))
         if name not in robot.cameras:
             why = f"there is no camera {name!r}" if name else "set camera_name or pass --camera"
+            if name and robot.config.by_name(name):
+                why = (f"camera {name!r} is one the stand-in cannot play (no image files): give it pictures with "
+                       f"--images PATH" + (" --camera NAME" if len(robot.config.by_name(name)) > 1 else ""))
             raise robot.config.problem((*entry.path, "attributes"), f"vision service {entry.name!r}: {why}")
         targets.append(Target(entry.name, name, props.detections_supported, props.classifications_supported))
     return targets
@@ -118,16 +121,22 @@ def _serve(robot: LocalRobot) -> int:
     return 1
 
 
-def run(config: RobotConfig, args: argparse.Namespace, images: list[str] | None) -> int:
+def run(config: RobotConfig, args: argparse.Namespace, images: list[str] | None,
+        problems: list[ConfigProblem] | None = None) -> int:
+    """Start the robot and run (or serve). ``problems`` found so far are reported together with the cameras' and
+    the module's (ValidateConfig), before any resource is added."""
+    problems = list(problems or [])
     camera_for_images = _images_camera(config, getattr(args, "camera", None)) if images else None
     videos = VideoInputs(args.out / "frames", args.max_frames)
-    cameras = make_cameras(config, {camera_for_images: images} if camera_for_images and images else {}, videos)
+    cameras = make_cameras(config, {camera_for_images: images} if camera_for_images and images else {}, videos,
+                           problems)
     for video in videos.videos.values():
         print(f"local: {video.source.name}: {len(video.frames)} frames at {float(video.fps):.3g} fps"
               + (f" (the first {len(video.frames)} only: --max-frames)" if video.truncated else ""), file=sys.stderr)
     log = ModuleLog(args.out / "module.log")
     try:
-        robot = LocalRobot(config, cameras, log, executable=args.executable.resolve() if args.executable else None)
+        robot = LocalRobot(config, cameras, log, executable=args.executable.resolve() if args.executable else None,
+                           problems=problems)
     except ConfigProblem:
         log.close()
         raise
@@ -189,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             images = demo.demo_images(args.images, args.out, args.synthetic)
             demo.announce(images, args.model, args.out, args.synthetic)
             return run(demo.demo_config(args.model, args.out, args.synthetic), args, images)
-        return run(robot_config.load(args.config, args.packages), args, args.images)
+        config, problems = robot_config.load_collecting(args.config, args.packages)
+        return run(config, args, args.images, problems)
     except ConfigProblem as exc:
         for line in str(exc).splitlines():
             print(f"local: {line}", file=sys.stderr)

@@ -34,33 +34,36 @@ _WORD: Final = re.compile(r"[A-Za-z_]\w*")
 _QUOTED: Final = re.compile(r"'([\w-]+)'")
 
 
-def make_cameras(config: RobotConfig, images: Mapping[str, Sequence[str]],
-                 video: VideoFrames | None = None) -> dict[str, FrameSource]:
+def make_cameras(config: RobotConfig, images: Mapping[str, Sequence[str]], video: VideoFrames | None = None,
+                 problems: list[ConfigProblem] | None = None) -> dict[str, FrameSource]:
     """A FrameSource per camera of the config that has pictures: ``images[name]`` (paths relative to the working
     directory) when given, else the camera's ``color_image_file_path`` (relative to the config file). Cameras of
     other models without that attribute (a webcam, a transform camera) are left out: the caller lists them as
-    skipped. Every problem is reported, not just the first."""
+    skipped. Every problem is reported, not just the first: raised, or added to ``problems`` when it is given."""
     cameras: dict[str, FrameSource] = {}
-    problems: list[ConfigProblem] = []
+    found: list[ConfigProblem] = []
     for name, specs in images.items():
         try:
             cameras[name] = FrameSource([f for spec in specs for f in expand(spec, Path.cwd(), video)])
         except ValueError as exc:
-            problems.append(ConfigProblem("--images", None, (), str(exc)))
+            found.append(ConfigProblem("--images", None, (), str(exc)))
     for entry in config.resources:
         if entry.api != str(CAMERA_API) or entry.name in cameras or entry.name in images:
             continue
         spec = entry.attributes.get(IMAGE_ATTRIBUTE)
         if not isinstance(spec, str) or not spec:
             if entry.model == IMAGE_FILE:
-                problems.append(config.problem((*entry.path, "attributes"), f"camera {entry.name!r} has no images: "
-                                               f"set {IMAGE_ATTRIBUTE} (a file, a folder or a glob) or pass --images"))
+                found.append(config.problem((*entry.path, "attributes"), f"camera {entry.name!r} has no images: "
+                                            f"set {IMAGE_ATTRIBUTE} (a file, a folder or a glob) or pass --images"))
             continue
         try:
             cameras[entry.name] = FrameSource(expand(spec, config.source.parent, video))
         except ValueError as exc:
-            problems.append(config.problem((*entry.path, "attributes", IMAGE_ATTRIBUTE), str(exc)))
-    raise_all(problems)
+            found.append(config.problem((*entry.path, "attributes", IMAGE_ATTRIBUTE), str(exc)))
+    if problems is None:
+        raise_all(found)
+    else:
+        problems += found
     return cameras
 
 
@@ -111,8 +114,9 @@ class LocalRobot:
     """Starts everything in ``start()``; ``close()`` removes the resources and stops the module and the parent."""
 
     def __init__(self, config: RobotConfig, cameras: Mapping[str, FrameSource], log: ModuleLog, *,
-                 executable: Path | None = None) -> None:
+                 executable: Path | None = None, problems: Sequence[ConfigProblem] = ()) -> None:
         self.config = config
+        self.problems = list(problems)  # found before the start: reported with the module's, in one pass
         self.module = _this_module(config)
         self.log = log
         self.executable = executable or self._executable()
@@ -140,7 +144,7 @@ class LocalRobot:
         return self.launcher
 
     def start(self) -> None:
-        if self.module.kind == "registry":
+        if self.module.kind == "registry" and self.module.module_id:
             print(f"local: module {self.module.name!r} is the registry module {self.module.module_id!r}"
                   f"{f' (version {self.module.version})' if self.module.version else ''}: this checkout "
                   f"({self.executable}) stands in for it", file=sys.stderr)
@@ -156,11 +160,11 @@ class LocalRobot:
         served = {(api, model) for api, models in handlers.items() for model in models}
         ours = [r for r in self.config.resources if (r.api, r.model) in served]
         namespaces = {model.split(":")[0] for _, model in served}
-        problems: list[ConfigProblem] = []
+        problems: list[ConfigProblem] = list(self.problems)
         skipped: list[str] = []
         for r in self.config.resources:
-            if r in ours or (r.api == str(CAMERA_API) and r.name in self.cameras):
-                continue
+            if r in ours or (r.api == str(CAMERA_API) and (r.name in self.cameras or r.model == IMAGE_FILE)):
+                continue  # an image_file camera without pictures is a problem (make_cameras), not a skip
             if r.api in handlers and r.model.split(":")[0] in namespaces:  # ours, misspelt
                 problems.append(self.config.problem((*r.path, "model"), f"module {self.module.name!r} does not serve "
                                                     f"{r.model!r} for {r.api}; it serves {', '.join(handlers[r.api])}"))

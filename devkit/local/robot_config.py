@@ -114,6 +114,18 @@ def load(path: Path, packages: Path | None = None) -> RobotConfig:
     Raises:
         ConfigProblem: Naming the line; ConfigProblems when there is more than one (all found in one pass).
     """
+    config, problems = load_collecting(path, packages)
+    raise_all(problems)
+    return config
+
+
+def load_collecting(path: Path, packages: Path | None = None) -> tuple[RobotConfig, list[ConfigProblem]]:
+    """As :func:`load`, but the problems are returned with what could be read (entries with a problem in a required
+    field left out), so that later checks (cameras, the module's ValidateConfig) can add theirs to the same report.
+
+    Raises:
+        ConfigProblem: The file cannot be read or parsed at all.
+    """
     try:
         text = path.read_text()
     except OSError as exc:
@@ -122,7 +134,8 @@ def load(path: Path, packages: Path | None = None) -> RobotConfig:
         data, lines = _parse_yaml(text, str(path))
     else:
         data, lines = _parse_json(text, str(path))
-    return _Checker(path, lines, packages).robot(data)
+    checker = _Checker(path, lines, packages)
+    return checker.robot(data), checker.problems
 
 
 def _parse_json(text: str, source: str) -> tuple[Any, dict[ConfigPath, int]]:
@@ -286,7 +299,6 @@ class _Checker:
             if r.full_name in seen:
                 self.note((*r.path, "name"), f"{r.name!r} is also the name of {format_path(seen[r.full_name])}")
             seen[r.full_name] = r.path
-        raise_all(self.problems)
         return RobotConfig(self.source, tuple(modules), tuple(resources), self.lines, dict(self.packages))
 
     def module(self, path: ConfigPath, entry: Mapping[str, Any]) -> ModuleEntry:
