@@ -12,12 +12,12 @@ from typing import Final
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 RGB = tuple[int, int, int]
-# Well-separated colours that stay visible on photos (saturated, mid to light); text on them is black or white,
-# whichever reads better.
+# Well-separated colours that stay visible on photos and on a white page (saturated, none near white or near
+# black); text on them is black or white, whichever reads better.
 _PALETTE: Final[tuple[RGB, ...]] = (
     (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-    (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255), (170, 110, 40),
-    (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (255, 255, 255))
+    (240, 50, 230), (210, 245, 60), (0, 128, 128), (170, 110, 40), (128, 0, 0), (128, 128, 0), (0, 0, 128),
+    (255, 105, 180), (30, 144, 255), (255, 140, 0), (46, 139, 87))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,7 @@ from typing import Any, Final
 
 VIDEO_SUFFIXES: Final = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 DEFAULT_MAX_FRAMES: Final = 300
-INSTALL_HINT: Final = ("video input needs PyAV, an optional extra: .venv/bin/python -m pip install av "
-                       "(or -r requirements-video.txt)")
+INSTALL_HINT: Final = "video input needs PyAV, an optional extra: .venv/bin/python -m pip install av"
 
 
 class VideoUnavailable(RuntimeError):
