@@ -67,7 +67,7 @@ def write_gallery(out: Path, results: Sequence[ImageResult], videos: Sequence[Pa
     pictures = sum(1 for r in results if r.annotated is not None)
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p class=sub>{pictures} pictures{f', {len(videos)} videos' if videos else ''}. "
+            f"<p class=sub>{pictures} pictures{f', {len(videos)} video{'s' if len(videos) > 1 else ''}' if videos else ''}. "
             "Times are per call, as the runner saw them.</p>" + "".join(cards) + "</body></html>\n")
     target = out / "index.html"
     target.write_text(page, encoding="utf-8")
