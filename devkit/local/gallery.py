@@ -65,9 +65,10 @@ def write_gallery(out: Path, results: Sequence[ImageResult], videos: Sequence[Pa
                      f"src=\"{_rel(result.annotated, out)}\" alt=\"{html.escape(name, quote=True)}\"></a>"
                      f"<div><h2>{html.escape(name)}</h2>{_rows(result)}</div></div>")
     pictures = sum(1 for r in results if r.annotated is not None)
+    counted = f"{pictures} pictures" + (f", {len(videos)} video" + ("s" if len(videos) > 1 else "") if videos else "")
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p class=sub>{pictures} pictures{f', {len(videos)} video{'s' if len(videos) > 1 else ''}' if videos else ''}. "
+            f"<p class=sub>{counted}. "
             "Times are per call, as the runner saw them.</p>" + "".join(cards) + "</body></html>\n")
     target = out / "index.html"
     target.write_text(page, encoding="utf-8")
