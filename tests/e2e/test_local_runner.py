@@ -19,6 +19,7 @@ import grpc
 import numpy as np
 import pytest
 import yaml
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from PIL import Image
 
 from devkit.local import robot_config
@@ -312,6 +313,9 @@ def test_sdk_robot_client_reaches_the_modules_services_through_the_stand_in(
             with pytest.raises(grpc.RpcError) as error:
                 vision_pb2_grpc.VisionServiceStub(channel).GetProperties(vision_pb2.GetPropertiesRequest(name="nope"),
                                                                          timeout=10)
+            services = ProtoReflectionDescriptorDatabase(channel).get_services()  # tools such as grpcurl need it
+        assert {"viam.robot.v1.RobotService", "viam.service.vision.v1.VisionService",
+                "viam.service.mlmodel.v1.MLModelService", "viam.component.camera.v1.CameraService"} <= set(services)
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
         assert "rdk:service:vision/nope" in (error.value.details() or "")
         process.send_signal(signal.SIGINT)
