@@ -305,7 +305,7 @@ _MLMODEL_SERVICE = "viam.service.mlmodel.v1.MLModelService"
 _MLMODEL_REQUESTS: dict[str, Any] = {"Infer": mlmodel_pb2.InferRequest, "Metadata": mlmodel_pb2.MetadataRequest}
 
 
-class _Router(grpc.GenericRpcHandler):
+class _Router(grpc.GenericRpcHandler):  # type: ignore[misc]
     """Unary calls of the services in :attr:`FakeParent.routes`: to the module serving the named resource, bytes as
     they are; MLModelService calls for other names go to the parent's own mlmodel handler; others are NOT_FOUND
     with viam-server's message."""
@@ -315,7 +315,7 @@ class _Router(grpc.GenericRpcHandler):
         self._mlmodel = mlmodel
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method: str = details.method  # type: ignore[attr-defined]
+        method: str = details.method
         service = method.lstrip("/").partition("/")[0]
         if service != _MLMODEL_SERVICE and service not in {s for s, _ in self._parent.routes}:
             return None
@@ -331,6 +331,7 @@ class _Router(grpc.GenericRpcHandler):
                 return bytes(reply.SerializeToString())
             api = next((a for (s, _), (a, _c) in self._parent.routes.items() if s == service), service)
             context.abort(grpc.StatusCode.NOT_FOUND, f"resource \"{api}/{name}\" not found")
+            raise AssertionError("context.abort raises")
         api, channel = target
         self._parent._enter_routed(method, name, context)
         remaining = context.time_remaining()
