@@ -1,8 +1,12 @@
-"""``./run.sh demo``: config/demo.json with the demo's images and models filled in.
+"""``./run.sh demo``: config/demo.json, as it is or with other pictures and models filled in.
 
-Images: ``--images`` if given, else ../shared/testdata/images beside the repository if it is there, else synthetic
-pictures written to <out>/synthetic. Model: ``--model`` (any SSD-style detector or classifier) in place of the
-generated colour-region detector, else the generated detector plus the dominant-colour classifier (<out>/models).
+As it is: the photos in demo/images through the COCO SSD MobileNet v1 detector and the MobileNet v2 ImageNet
+classifier in demo/models (both shipped in the repository; licences and credits in demo/NOTICE.md), so a fresh
+clone anywhere draws real labelled boxes. ``--images``: other pictures, folders, globs or videos. ``--model``: any
+SSD-style detector or classifier in place of the COCO detector (the classifier pass is then left out).
+``--synthetic``: generated pictures of coloured shapes through two models the project builds itself (a
+colour-region detector and a dominant-colour classifier, written to <out>/models): the whole pipeline with
+nothing downloaded and every answer known in advance (the tests use it).
 """
 
 from __future__ import annotations
@@ -19,35 +23,52 @@ from devkit.local.robot_config import RobotConfig
 from devkit.local.synthetic import write_pictures
 
 DEMO_CONFIG: Final = REPO / "config" / "demo.json"
-TESTDATA_IMAGES: Final = REPO.parent / "shared" / "testdata" / "images"
-MAIN_MODEL: Final = "main-model"  # the mlmodel --model replaces
-EXTRA: Final = ("colours-model", "dominant-colour")  # the classifier pipeline, dropped with --model
+DEMO_IMAGES: Final = REPO / "demo" / "images"
+DETECTOR_MODEL: Final = "coco-ssd"  # the mlmodel --model replaces
+CLASSIFIER: Final = ("mobilenet", "classifier")  # the classifier pipeline, dropped with --model
 
 
 def demo_images(images: list[str] | None, out: Path, synthetic: bool) -> list[str]:
     if images:
         return images
-    if TESTDATA_IMAGES.is_dir() and not synthetic:
-        return [str(TESTDATA_IMAGES)]
-    write_pictures(out / "synthetic")
-    return [str(out / "synthetic")]
+    if synthetic:
+        write_pictures(out / "synthetic")
+        return [str(out / "synthetic")]
+    return [str(DEMO_IMAGES)]
 
 
-def demo_config(model: str | None, out: Path) -> RobotConfig:
-    """config/demo.json with absolute model paths: ``model``, or the generated demo models."""
+def demo_config(model: str | None, out: Path, synthetic: bool = False) -> RobotConfig:
+    """config/demo.json with absolute model paths: the shipped models, ``model`` (replacing the detector), or with
+    ``synthetic`` the generated colour models."""
     config = robot_config.load(DEMO_CONFIG)
+    resources = config.resources
+    paths: dict[str, str] = {}
     if model:
-        paths = {MAIN_MODEL: str(Path(model).resolve())}
-        resources = tuple(r for r in config.resources if r.name not in EXTRA)
-    else:
+        paths = {DETECTOR_MODEL: str(Path(model).resolve())}
+        resources = tuple(r for r in resources if r.name not in CLASSIFIER)
+    elif synthetic:
         detector, classifier = write_demo_models(out / "models")
-        paths = {MAIN_MODEL: str(detector), EXTRA[0]: str(classifier)}
-        resources = config.resources
-    resources = tuple(replace(r, attributes={**r.attributes, "model_path": paths[r.name]}) if r.name in paths else r
-                      for r in resources)
+        paths = {DETECTOR_MODEL: str(detector), CLASSIFIER[0]: str(classifier)}
+    resources = tuple(replace(r, attributes={**r.attributes, "model_path": paths[r.name]}) if r.name in paths
+                      else replace(r, attributes=_absolute(r.attributes)) for r in resources)
     return replace(config, resources=resources)
 
 
-def announce(images: list[str], model: str | None, out: Path) -> None:
-    what = model or f"generated colour-region detector and dominant-colour classifier ({out / 'models'})"
+def _absolute(attributes: dict[str, object] | object) -> dict[str, object]:
+    """Relative model paths of demo.json resolved against the repository (as the module resolves them), so the
+    demo works with any --executable."""
+    assert isinstance(attributes, dict)
+    path = attributes.get("model_path")
+    if isinstance(path, str) and not Path(path).is_absolute():
+        return {**attributes, "model_path": str(REPO / path)}
+    return dict(attributes)
+
+
+def announce(images: list[str], model: str | None, out: Path, synthetic: bool) -> None:
+    if model:
+        what = model
+    elif synthetic:
+        what = f"generated colour-region detector and dominant-colour classifier ({out / 'models'})"
+    else:
+        what = "COCO SSD MobileNet v1 (detector) and MobileNet v2 ImageNet (classifier), demo/models"
     print(f"demo: images from {', '.join(images)}\ndemo: model {what}", file=sys.stderr)

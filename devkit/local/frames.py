@@ -5,13 +5,14 @@ from __future__ import annotations
 import glob
 import io
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from PIL import Image
 
+from devkit.local.video import is_video
 from devkit.standin.parent import CameraFrame
 from module.gen.component.camera.v1 import camera_pb2
 
@@ -20,23 +21,35 @@ _PASS_THROUGH: Final = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "im
 _FORMATS: Final = {"image/jpeg": camera_pb2.FORMAT_JPEG, "image/png": camera_pb2.FORMAT_PNG}
 
 
-def expand(spec: str, base: Path) -> list[Path]:
-    """The image files ``spec`` names (relative to ``base``): a file, a folder (sorted) or a glob (sorted).
+VideoFrames = Callable[[Path], list[Path]]  # a video file -> its frames as image files (see devkit/local/video.py)
+
+
+def expand(spec: str, base: Path, video: VideoFrames | None = None) -> list[Path]:
+    """The image files ``spec`` names (relative to ``base``): a file, a folder (sorted) or a glob (sorted). A video
+    file (named, or matched by the glob) stands for its frames, as ``video`` decodes them.
 
     Raises:
-        ValueError: Nothing there, or no image in it.
+        ValueError: Nothing there, no image in it, or a video that cannot be decoded.
     """
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else base / path
     if glob.has_magic(spec):
         found = [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
-        files = [p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        named = [p for p in found if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or is_video(p))]
     elif path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        named = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     elif path.is_file():
-        files = [path]
+        named = [path]
     else:
         raise ValueError(f"{spec!r}: no such file or folder ({path})")
+    files: list[Path] = []
+    for file in named:
+        if not is_video(file):
+            files.append(file)
+        elif video is None:
+            raise ValueError(f"{spec!r}: {file.name} is a video; video input is not available here")
+        else:
+            files += video(file)
     if not files:
         raise ValueError(f"{spec!r}: no images there (looked for {', '.join(sorted(IMAGE_SUFFIXES))} in {path})")
     return files

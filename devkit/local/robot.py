@@ -18,8 +18,8 @@ from typing import IO, Final
 
 import grpc
 
-from devkit.local.frames import FrameSource, expand
-from devkit.local.robot_config import ConfigProblem, ModuleEntry, ResourceEntry, RobotConfig
+from devkit.local.frames import FrameSource, VideoFrames, expand
+from devkit.local.robot_config import ConfigProblem, ModuleEntry, ResourceEntry, RobotConfig, raise_all
 from devkit.standin.launcher import LaunchError, ModuleProcess, component_config
 from devkit.standin.parent import DepthData, FakeParent
 from module.gen.app.v1 import robot_pb2 as app_pb2
@@ -28,7 +28,8 @@ from module.resource.names import CAMERA_API
 
 REPO: Final = Path(__file__).resolve().parents[2]
 DEFAULT_MODULE: Final = ModuleEntry(name="tflite", executable_path="", log_level="", env={}, path=())
-IMAGE_ATTRIBUTE: Final = "color_image_file_path"  # rdk:builtin:image_file; here also a folder or a glob
+IMAGE_ATTRIBUTE: Final = "color_image_file_path"  # rdk:builtin:image_file; here also a folder, a glob or a video
+IMAGE_FILE: Final = "rdk:builtin:image_file"
 POINT_CLOUD_ATTRIBUTE: Final = "pointcloud_file_path"  # rdk:builtin:image_file: a PCD file
 INTRINSICS_ATTRIBUTE: Final = "intrinsic_parameters"  # rdk:builtin:image_file: width_px height_px fx fy ppx ppy
 _INTRINSICS_KEYS: Final = ("width_px", "height_px", "fx", "fy", "ppx", "ppy")
@@ -36,26 +37,36 @@ _WORD: Final = re.compile(r"[A-Za-z_]\w*")
 _QUOTED: Final = re.compile(r"'([\w-]+)'")
 
 
-def make_cameras(config: RobotConfig, images: Mapping[str, Sequence[str]]) -> dict[str, FrameSource]:
-    """A FrameSource per camera of the config: ``images[name]`` (paths relative to the working directory) when
-    given, else the camera's ``color_image_file_path`` (relative to the config file)."""
+def make_cameras(config: RobotConfig, images: Mapping[str, Sequence[str]], video: VideoFrames | None = None,
+                 problems: list[ConfigProblem] | None = None) -> dict[str, FrameSource]:
+    """A FrameSource per camera of the config that has pictures: ``images[name]`` (paths relative to the working
+    directory) when given, else the camera's ``color_image_file_path`` (relative to the config file). Cameras of
+    other models without that attribute (a webcam, a transform camera) are left out: the caller lists them as
+    skipped. Every problem is reported, not just the first: raised, or added to ``problems`` when it is given."""
     cameras: dict[str, FrameSource] = {}
+    found: list[ConfigProblem] = []
     for name, specs in images.items():
         try:
-            cameras[name] = FrameSource([f for spec in specs for f in expand(spec, Path.cwd())])
+            cameras[name] = FrameSource([f for spec in specs for f in expand(spec, Path.cwd(), video)])
         except ValueError as exc:
-            raise ConfigProblem("--images", None, (), str(exc)) from None
+            found.append(ConfigProblem("--images", None, (), str(exc)))
     for entry in config.resources:
-        if entry.api != str(CAMERA_API) or entry.name in cameras:
+        if entry.api != str(CAMERA_API) or entry.name in cameras or entry.name in images:
             continue
         spec = entry.attributes.get(IMAGE_ATTRIBUTE)
         if not isinstance(spec, str) or not spec:
-            raise config.problem((*entry.path, "attributes"), f"camera {entry.name!r} has no images: set "
-                                 f"{IMAGE_ATTRIBUTE} (a file, a folder or a glob) or pass --images")
+            if entry.model == IMAGE_FILE:
+                found.append(config.problem((*entry.path, "attributes"), f"camera {entry.name!r} has no images: "
+                                            f"set {IMAGE_ATTRIBUTE} (a file, a folder or a glob) or pass --images"))
+            continue
         try:
-            cameras[entry.name] = FrameSource(expand(spec, config.source.parent))
+            cameras[entry.name] = FrameSource(expand(spec, config.source.parent, video))
         except ValueError as exc:
-            raise config.problem((*entry.path, "attributes", IMAGE_ATTRIBUTE), str(exc)) from None
+            found.append(config.problem((*entry.path, "attributes", IMAGE_ATTRIBUTE), str(exc)))
+    if problems is None:
+        raise_all(found)
+    else:
+        problems += found
     return cameras
 
 
@@ -129,11 +140,11 @@ class LocalRobot:
     """Starts everything in ``start()``; ``close()`` removes the resources and stops the module and the parent."""
 
     def __init__(self, config: RobotConfig, cameras: Mapping[str, FrameSource], log: ModuleLog, *,
-                 executable: Path | None = None, depth: Mapping[str, DepthData] | None = None) -> None:
-        if len(config.modules) > 1:
-            raise config.problem(config.modules[1].path, "the local runner runs one module; remove the others")
+                 executable: Path | None = None, depth: Mapping[str, DepthData] | None = None,
+                 problems: Sequence[ConfigProblem] = ()) -> None:
         self.config = config
-        self.module = config.modules[0] if config.modules else DEFAULT_MODULE
+        self.problems = list(problems)  # found before the start: reported with the module's, in one pass
+        self.module = _this_module(config)
         self.log = log
         self.executable = executable or self._executable()
         self.socket_dir = tempfile.mkdtemp(prefix="viam-module-", dir="/tmp")  # socket paths must stay short
@@ -162,6 +173,11 @@ class LocalRobot:
         return self.launcher
 
     def start(self) -> None:
+        if self.module.kind == "registry" and self.module.module_id:
+            print(f"local: module {self.module.name!r} is the registry module {self.module.module_id!r}"
+                  f"{f' (version {self.module.version})' if self.module.version else ''}: this checkout "
+                  f"({self.executable}) stands in for it", file=sys.stderr)
+        others = [m.name for m in self.config.modules if m is not self.module]
         home = os.environ.get("VIAM_HOME") or str(Path.home() / ".viam")
         self.launcher = ModuleProcess(executable=self.executable, name=self.module.name, env=self.module.env,
                                       log_level=self.module.log_level or None, socket_dir=self.socket_dir,
@@ -172,22 +188,39 @@ class LocalRobot:
         self.launcher.check_reflection()
         served = {(api, model) for api, models in handlers.items() for model in models}
         ours = [r for r in self.config.resources if (r.api, r.model) in served]
+        namespaces = {model.split(":")[0] for _, model in served}
+        problems: list[ConfigProblem] = list(self.problems)
+        skipped: list[str] = []
         for r in self.config.resources:
-            if r in ours or r.api == str(CAMERA_API):
+            if r in ours or (r.api == str(CAMERA_API) and (r.name in self.cameras or r.model == IMAGE_FILE)):
+                continue  # an image_file camera without pictures is a problem (make_cameras), not a skip
+            if r.api in handlers and r.model.split(":")[0] in namespaces:  # ours, misspelt
+                problems.append(self.config.problem((*r.path, "model"), f"module {self.module.name!r} does not serve "
+                                                    f"{r.model!r} for {r.api}; it serves {', '.join(handlers[r.api])}"))
                 continue
-            if r.api in handlers:
-                raise self.config.problem((*r.path, "model"), f"module {self.module.name!r} does not serve {r.model!r} "
-                                          f"for {r.api}; it serves {', '.join(handlers[r.api])}")
-            print(f"local: skipping {r.full_name}: the local runner serves cameras and runs the module's "
-                  "resources only", file=sys.stderr)
-        deps = {r.full_name: self._dependencies(r) for r in ours}
+            skipped.append(f"{r.name} ({r.api.rsplit(':', 1)[-1]} {r.model})")
+        if skipped:
+            print(f"local: skipped, the stand-in cannot play them: {', '.join(skipped)}"
+                  + (f"; other modules not started: {', '.join(others)}" if others else ""), file=sys.stderr)
+        deps: dict[str, list[str]] = {}
+        for r in ours:
+            try:
+                deps[r.full_name] = self._dependencies(r)
+            except ConfigProblem as exc:
+                problems.append(exc)
+        raise_all(problems)
         for entry in _in_order(self.config, ours, deps):
             try:
                 self.module_process.add_config(_config(entry), deps[entry.full_name])
             except grpc.RpcError as exc:
                 raise locate(self.config, entry, exc, "AddResource") from None
             self.added.append(entry)
-            self.parent.add_resources([entry.full_name])
+            # Clients of the stand-in reach the resource as through viam-server: listed, and calls routed.
+            service = self.module_process.proto_services.get(entry.api)
+            if service and self.module_process.channel is not None:
+                self.parent.route(entry.full_name, service, self.module_process.channel)
+            else:
+                self.parent.add_resources([entry.full_name])
 
     def _dependencies(self, entry: ResourceEntry) -> list[str]:
         """Full names of what ``entry`` needs: ValidateConfig's answer plus ``depends_on``."""
@@ -241,6 +274,15 @@ class LocalRobot:
         self.parent.stop()
         shutil.rmtree(self.socket_dir, ignore_errors=True)
         return code
+
+
+def _this_module(config: RobotConfig) -> ModuleEntry:
+    """The module this checkout plays: the one local module with an executable, else the first registry module
+    (a config from the Viam app names this module by its registry id), else the first one."""
+    local = [m for m in config.modules if m.kind == "local" and m.executable_path]
+    registry = [m for m in config.modules if m.kind == "registry"]
+    chosen = (local or registry or list(config.modules) or [DEFAULT_MODULE])[0]
+    return chosen
 
 
 def _config(entry: ResourceEntry) -> app_pb2.ComponentConfig:

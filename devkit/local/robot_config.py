@@ -37,6 +37,25 @@ class ConfigProblem(Exception):
         self.path = path
 
 
+class ConfigProblems(ConfigProblem):
+    """Several problems found in one pass, one line each (``problems`` in the order of the file)."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        Exception.__init__(self, "\n".join(str(p) for p in problems))
+        self.problems = problems
+        self.line = problems[0].line
+        self.path = problems[0].path
+
+
+def raise_all(problems: list[ConfigProblem]) -> None:
+    """Raise the one problem, or all of them together; nothing when the list is empty."""
+    flat = [q for p in problems for q in (p.problems if isinstance(p, ConfigProblems) else [p])]
+    if len(flat) == 1:
+        raise flat[0]
+    if flat:
+        raise ConfigProblems(sorted(flat, key=lambda p: p.line or 0))
+
+
 @dataclass(frozen=True, slots=True)
 class ModuleEntry:
     name: str
@@ -44,6 +63,9 @@ class ModuleEntry:
     log_level: str
     env: Mapping[str, str]
     path: ConfigPath
+    kind: str = "local"  # "local" or "registry" (as the Viam app writes them)
+    module_id: str = ""  # registry modules: "namespace:name"
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +91,7 @@ class RobotConfig:
     modules: tuple[ModuleEntry, ...]
     resources: tuple[ResourceEntry, ...]
     lines: Mapping[ConfigPath, int] = field(repr=False)
+    packages: Mapping[str, Path] = field(default_factory=dict)  # ${packages...} names resolved, and where to
 
     def line(self, path: ConfigPath) -> int | None:
         """The line of ``path``, or of its nearest ancestor that is in the file."""
@@ -84,8 +107,25 @@ class RobotConfig:
         return [r for r in self.resources if r.name == name or r.full_name == name]
 
 
-def load(path: Path) -> RobotConfig:
-    """Read and check a robot config; every error is a ConfigProblem naming the line."""
+def load(path: Path, packages: Path | None = None) -> RobotConfig:
+    """Read and check a robot config. ``${packages.NAME}`` and ``${packages.ml_model.NAME}`` in attributes become
+    ``packages/NAME`` (viam-server puts a package's files there; here ``--packages DIR`` stands for that folder).
+
+    Raises:
+        ConfigProblem: Naming the line; ConfigProblems when there is more than one (all found in one pass).
+    """
+    config, problems = load_collecting(path, packages)
+    raise_all(problems)
+    return config
+
+
+def load_collecting(path: Path, packages: Path | None = None) -> tuple[RobotConfig, list[ConfigProblem]]:
+    """As :func:`load`, but the problems are returned with what could be read (entries with a problem in a required
+    field left out), so that later checks (cameras, the module's ValidateConfig) can add theirs to the same report.
+
+    Raises:
+        ConfigProblem: The file cannot be read or parsed at all.
+    """
     try:
         text = path.read_text()
     except OSError as exc:
@@ -94,7 +134,8 @@ def load(path: Path) -> RobotConfig:
         data, lines = _parse_yaml(text, str(path))
     else:
         data, lines = _parse_json(text, str(path))
-    return _Checker(path, lines).robot(data)
+    checker = _Checker(path, lines, packages)
+    return checker.robot(data), checker.problems
 
 
 def _parse_json(text: str, source: str) -> tuple[Any, dict[ConfigPath, int]]:
@@ -166,15 +207,26 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, dict[ConfigPath, int]]:
     return data, lines
 
 
-class _Checker:
-    """Turns parsed data into a RobotConfig, checking the shape of everything the runner uses."""
+_PLACEHOLDER: Final = re.compile(r"\$\{packages\.(?:([A-Za-z_]+)\.)?([^.}]+)\}")
 
-    def __init__(self, source: Path, lines: dict[ConfigPath, int]) -> None:
+
+class _Checker:
+    """Turns parsed data into a RobotConfig, checking the shape of everything the runner uses. Problems are
+    collected (an entry with a problem in a required field is left out) and raised together at the end."""
+
+    def __init__(self, source: Path, lines: dict[ConfigPath, int], packages: Path | None = None) -> None:
         self.source = source
         self.lines = lines
+        self.packages_dir = packages
+        self.packages: dict[str, Path] = {}
+        self.problems: list[ConfigProblem] = []
 
     def fail(self, path: ConfigPath, message: str) -> ConfigProblem:
         return RobotConfig(self.source, (), (), self.lines).problem(path, message)
+
+    def note(self, path: ConfigPath, message: str) -> None:
+        """A problem that does not stop the entry from being read."""
+        self.problems.append(self.fail(path, message))
 
     def get(self, obj: Mapping[str, Any], path: ConfigPath, key: str, kind: type, what: str, *, required: bool = False,
             default: Any = None) -> Any:
@@ -184,30 +236,70 @@ class _Checker:
                 raise self.fail(path, f"{key!r} is required ({what})")
             return default
         if not isinstance(value, kind) or (kind is str and required and not value):
-            raise self.fail((*path, key), f"must be {what}, got {value!r}")
+            if required:
+                raise self.fail((*path, key), f"must be {what}, got {value!r}")
+            self.note((*path, key), f"must be {what}, got {value!r}")
+            return default
         return value
+
+    def resolve(self, value: Any, path: ConfigPath) -> Any:
+        """``value`` with every ``${packages...}`` placeholder in its strings replaced by the package's folder."""
+        if isinstance(value, Mapping):
+            return {k: self.resolve(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v, (*path, i)) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${packages." not in value:
+            return value
+
+        def folder(match: re.Match[str]) -> str:
+            name = match[2]
+            if self.packages_dir is None:
+                self.note(path, f"{match[0]} needs the package's files: pass --packages DIR, with them in DIR/{name}/")
+                return match[0]
+            where = self.packages_dir / name
+            if not where.is_dir():
+                self.note(path, f"{match[0]}: no folder {where} (--packages DIR must hold DIR/{name}/ with the "
+                                "package's files)")
+            self.packages[name] = where.resolve()
+            return str(where.resolve())
+
+        return _PLACEHOLDER.sub(folder, value)
 
     def items(self, data: Mapping[str, Any], section: str) -> list[tuple[ConfigPath, Mapping[str, Any]]]:
         entries = self.get(data, (), section, list, "a list")
         result: list[tuple[ConfigPath, Mapping[str, Any]]] = []
         for index, entry in enumerate(entries or []):
             if not isinstance(entry, Mapping):
-                raise self.fail((section, index), f"must be an object, got {entry!r}")
+                self.note((section, index), f"must be an object, got {entry!r}")
+                continue
             result.append(((section, index), entry))
         return result
 
     def robot(self, data: Any) -> RobotConfig:
         if not isinstance(data, Mapping):
             raise self.fail((), "the config must be an object with 'modules', 'components' and 'services'")
-        modules = tuple(self.module(path, entry) for path, entry in self.items(data, "modules"))
-        resources = [self.resource(path, entry) for section in ("components", "services")
-                     for path, entry in self.items(data, section)]
+        modules: list[ModuleEntry] = []
+        resources: list[ResourceEntry] = []
+        for section in ("modules", "components", "services"):
+            try:
+                entries = self.items(data, section)
+            except ConfigProblem as exc:
+                self.problems.append(exc)
+                continue
+            for path, entry in entries:
+                try:
+                    if section == "modules":
+                        modules.append(self.module(path, entry))
+                    else:
+                        resources.append(self.resource(path, entry))
+                except ConfigProblem as exc:
+                    self.problems.append(exc)
         seen: dict[str, ConfigPath] = {}
         for r in resources:
             if r.full_name in seen:
-                raise self.fail((*r.path, "name"), f"{r.name!r} is also the name of {format_path(seen[r.full_name])}")
+                self.note((*r.path, "name"), f"{r.name!r} is also the name of {format_path(seen[r.full_name])}")
             seen[r.full_name] = r.path
-        return RobotConfig(self.source, modules, tuple(resources), self.lines)
+        return RobotConfig(self.source, tuple(modules), tuple(resources), self.lines, dict(self.packages))
 
     def module(self, path: ConfigPath, entry: Mapping[str, Any]) -> ModuleEntry:
         name = self.get(entry, path, "name", str, "a module name", required=True)
@@ -217,10 +309,17 @@ class _Checker:
         for key, value in env.items():
             if not isinstance(value, str):
                 raise self.fail((*path, "env", key), f"must be a string, got {value!r}")
+        kind = self.get(entry, path, "type", str, "'local' or 'registry'", default="local")
+        if kind not in ("local", "registry"):
+            self.note((*path, "type"), f"must be 'local' or 'registry', got {kind!r}")
         executable = self.get(entry, path, "executable_path", str, "a path", default="")
+        module_id = self.get(entry, path, "module_id", str, "a module id like 'namespace:name'", default="")
+        if kind == "registry" and not module_id:
+            self.note(path, "'module_id' is required for a registry module ('namespace:name')")
         return ModuleEntry(name=name, executable_path=executable,
                            log_level=self.get(entry, path, "log_level", str, "a log level", default=""),
-                           env=dict(env), path=path)
+                           env=dict(env), path=path, kind=kind, module_id=module_id,
+                           version=str(self.get(entry, path, "version", str, "a version", default="")))
 
     def resource(self, path: ConfigPath, entry: Mapping[str, Any]) -> ResourceEntry:
         kind = "component" if path[0] == "components" else "service"
@@ -241,9 +340,10 @@ class _Checker:
         depends_on = self.get(entry, path, "depends_on", list, "a list of resource names", default=[])
         for index, dep in enumerate(depends_on):
             if not isinstance(dep, str):
-                raise self.fail((*path, "depends_on", index), f"must be a resource name, got {dep!r}")
+                self.note((*path, "depends_on", index), f"must be a resource name, got {dep!r}")
         log_config = self.get(entry, path, "log_configuration", Mapping, "an object", default={})
+        attributes = self.get(entry, path, "attributes", Mapping, "an object", default={})
         return ResourceEntry(
-            name=name, api=api, model=model, path=path, depends_on=tuple(depends_on),
-            attributes=dict(self.get(entry, path, "attributes", Mapping, "an object", default={})),
+            name=name, api=api, model=model, path=path, depends_on=tuple(d for d in depends_on if isinstance(d, str)),
+            attributes=self.resolve(dict(attributes), (*path, "attributes")),
             log_level=self.get(log_config, (*path, "log_configuration"), "level", str, "a log level", default=""))

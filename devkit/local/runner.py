@@ -1,21 +1,28 @@
 """Run vision services over every camera image through the module's socket: a table of what was found per image
-with timings, annotated PNG copies, progress lines on stderr, and a summary with the module's per-stage times."""
+with timings, annotated PNG copies (labelled boxes, classifications and each service's time on the picture), one
+JSON line per image and service, an annotated video for each input video, ``index.html`` (a gallery of it all),
+progress lines on stderr, and a summary with the module's per-stage times."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final, Protocol, TextIO
 
 import grpc
 from PIL import Image
 
 from devkit.local.annotate import Box, Label, save_annotated
 from devkit.local.frames import FrameSource
+from devkit.local.gallery import write_gallery
+from devkit.local.results import ImageResult, ServiceResult
+from devkit.local.video import VideoInputs
+from devkit.local.video import encode as encode_video
 from devkit.standin.parent import DepthData
 from module.gen.common.v1 import common_pb2
 from module.gen.service.vision.v1 import vision_pb2, vision_pb2_grpc
@@ -25,6 +32,14 @@ CALL_TIMEOUT_S: Final = 60.0
 TOP_CLASSES: Final = 3
 _ROW: Final = "{:<%d} {:<%d} {:<24} {:>5}  {:<22} {:>7}"  # widths: the longest image and service names
 _STAGES: Final = ("camera", "decode", "preprocess", "infer", "postprocess", "point_cloud", "projection", "outlier_removal")
+
+
+class LineSink(Protocol):
+    """Where JSON lines go (a file, or a file and stdout)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +59,9 @@ class Outcome:
     errors: int = 0
     annotated: list[Path] = field(default_factory=list)
     ms: dict[str, list[float]] = field(default_factory=dict)
+    results: list[ImageResult] = field(default_factory=list)
+    videos: list[Path] = field(default_factory=list)
+    gallery: Path | None = None
 
 
 def properties(channel: grpc.Channel, name: str) -> vision_pb2.GetPropertiesResponse:
@@ -59,14 +77,16 @@ def _short(text: str, width: int) -> str:
 
 class Runner:
     def __init__(self, channel: grpc.Channel, cameras: Mapping[str, FrameSource], out: Path, *,
-                 stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,
-                 depth: Mapping[str, DepthData] | None = None) -> None:
+                 stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr, json_lines: LineSink | None = None,
+                 videos: VideoInputs | None = None, depth: Mapping[str, DepthData] | None = None) -> None:
         self._vision = vision_pb2_grpc.VisionServiceStub(channel)
         self._cameras = cameras
         self._depth = depth or {}
         self._out = out
         self._stdout = stdout
         self._stderr = stderr
+        self._json = json_lines
+        self._videos = videos
         self._row = _ROW % (5, 7)
 
     def run(self, targets: Sequence[Target]) -> Outcome:
@@ -84,19 +104,47 @@ class Runner:
             for index, path in enumerate(source.files):
                 source.pin(index)  # every call below gets this frame from the parent
                 self._progress(f"[{outcome.images + 1}/{total}] {path.name} ({camera})")
-                boxes, labels, rows = self._one_image(path, [t for t in targets if t.camera == camera], outcome)
+                result = ImageResult(path, camera, index)
+                found = self._videos.frame_of(path) if self._videos is not None else None
+                if found is not None:
+                    result.video, result.frame = found[0].source.name, found[1]
+                rows = self._one_image(result, [t for t in targets if t.camera == camera], outcome)
                 name = path.stem if path.stem not in used else f"{path.stem}-{camera}-{index}"
                 used.add(name)
                 target = self._out / f"{name}.png"
                 if target.resolve() == path.resolve():  # --out is the image folder: never overwrite an original
                     target = self._out / f"{name}-annotated.png"
-                outcome.annotated.append(save_annotated(path, target, boxes, labels))
+                boxes = [b for r in result.results for b in r.boxes]
+                labels = [c for r in result.results for c in r.labels]
+                notes = ["  ".join(f"{r.service} {r.ms:.0f} ms" if r.ms is not None else f"{r.service} error"
+                                   for r in result.results)]
+                result.annotated = save_annotated(path, target, boxes, labels, notes)
+                outcome.annotated.append(result.annotated)
+                outcome.results.append(result)
                 outcome.images += 1
+                if self._json is not None:
+                    for service in result.results:
+                        self._json.write(json.dumps(result.to_json(service)) + "\n")
+                    self._json.flush()
                 self._progress("")
                 for i, row in enumerate(rows):
                     print(self._row.format(path.name if i == 0 else "", *row), file=self._stdout, flush=True)
             source.pin(None)
+        outcome.videos = self._annotated_videos(outcome)
+        outcome.gallery = write_gallery(self._out, outcome.results, outcome.videos,
+                                        title=f"{outcome.images} pictures through {', '.join(t.name for t in targets)}")
         return outcome
+
+    def _annotated_videos(self, outcome: Outcome) -> list[Path]:
+        """Each input video again, with the annotated frames (only when PyAV is there, as it was to decode it)."""
+        if self._videos is None or not self._videos.videos:
+            return []
+        made = []
+        for video in self._videos.videos.values():
+            frames = [r.annotated for r in outcome.results if r.video == video.source.name and r.annotated]
+            if frames:
+                made.append(encode_video(frames, self._out / f"{video.source.stem}-annotated.mp4", video.fps))
+        return made
 
     def _progress(self, text: str) -> None:
         """A "[k/n] image" line on stderr; on a terminal it is redrawn in place and cleared before the rows."""
@@ -106,24 +154,23 @@ class Runner:
         elif text:
             print(text, file=self._stderr, flush=True)
 
-    def _one_image(self, path: Path, targets: Sequence[Target],
-                   outcome: Outcome) -> tuple[list[Box], list[Label], list[tuple[str, ...]]]:
-        boxes: list[Box] = []
-        labels: list[Label] = []
+    def _one_image(self, result: ImageResult, targets: Sequence[Target], outcome: Outcome) -> list[tuple[str, ...]]:
+        """Call every target on the pinned frame; records each ServiceResult in ``result``, returns table rows."""
         rows: list[tuple[str, ...]] = []
         for target in targets:
             started = time.perf_counter()
             try:
                 found_boxes, found_labels = self._call(target)
-                found_boxes += self._objects(target, path)
+                found_boxes += self._objects(target, result.source)
             except grpc.RpcError as exc:
                 outcome.errors += 1
-                rows.append((target.name, "error", "", _short(f"{exc.code().name}: {exc.details()}", 60), ""))
+                error = f"{exc.code().name}: {exc.details()}"
+                result.results.append(ServiceResult(target.name, error=error))
+                rows.append((target.name, "error", "", _short(error, 60), ""))
                 continue
             ms = (time.perf_counter() - started) * 1000
             outcome.ms[target.name].append(ms)
-            boxes += found_boxes
-            labels += found_labels
+            result.results.append(ServiceResult(target.name, tuple(found_boxes), tuple(found_labels), ms))
             found = [(b.label, "3D", b.text.removeprefix(f"{b.label} ")) if b.text else
                      (b.label, f"{b.confidence:.2f}", f"({b.x_min}, {b.y_min}, {b.x_max}, {b.y_max})")
                      for b in found_boxes]
@@ -131,7 +178,7 @@ class Runner:
             for i, (label, conf, box) in enumerate(found or [("-", "", "nothing found")]):
                 first = i == 0
                 rows.append((target.name if first else "", _short(label, 24), conf, box, f"{ms:.1f}" if first else ""))
-        return boxes, labels, rows
+        return rows
 
     def _call(self, target: Target) -> tuple[list[Box], list[Label]]:
         boxes: list[Box] = []
@@ -183,6 +230,10 @@ class Runner:
                   file=self._stdout)
         if outcome.annotated:
             print(f"annotated images: {self._out}/ ({len(outcome.annotated)} PNG files)", file=self._stdout)
+        for video in outcome.videos:
+            print(f"annotated video: {video}", file=self._stdout)
+        if outcome.gallery is not None:
+            print(f"gallery: {outcome.gallery} (open it in a browser)", file=self._stdout)
 
     def _stages(self, name: str) -> str:
         try:

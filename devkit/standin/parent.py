@@ -14,7 +14,10 @@ API. This fake serves the parts a module uses:
   ``supports_pcd`` true; other cameras answer GetPointCloud with UNKNOWN, as rdk's 2D cameras do);
 * MLModelService.Infer/Metadata forwarded to :attr:`FakeParent.mlmodel` (a callable), so a vision service can use
   an mlmodel that lives "elsewhere";
-* faults: per method, an error status and/or a delay (:meth:`FakeParent.fault`).
+* faults: per method, an error status and/or a delay (:meth:`FakeParent.fault`);
+* for clients, as viam-server does: calls to a module's resources (:meth:`FakeParent.route`) forwarded to the
+  module's socket by gRPC service and resource name, request and response bytes untouched, so an SDK's
+  ``RobotClient`` + ``VisionClient.from_robot`` work against this socket; and server reflection.
 
 Every call is recorded in :attr:`FakeParent.calls` with the peer address (distinct per connection over TCP).
 :meth:`stop` and :meth:`restart` take the parent away and bring it back on the same address.
@@ -36,12 +39,14 @@ from typing import Any, Protocol, Union
 import grpc
 import numpy as np
 import PIL.Image
+from grpc_reflection.v1alpha import reflection
 from numpy.typing import NDArray
 
 from module.gen.common.v1 import common_pb2
 from module.gen.component.camera.v1 import camera_pb2, camera_pb2_grpc
 from module.gen.robot.v1 import robot_pb2, robot_pb2_grpc
 from module.gen.service.mlmodel.v1 import mlmodel_pb2, mlmodel_pb2_grpc
+from module.gen.service.vision.v1 import vision_pb2
 from module.server import CHANNEL_OPTIONS
 
 LOG_LEVELS = frozenset({"debug", "info", "warn", "warning", "error"})
@@ -283,6 +288,87 @@ class _MLModel(_Base, mlmodel_pb2_grpc.MLModelServiceServicer):
         return self._forward("Metadata", request, context)
 
 
+# --- routing client calls to a module ---------------------------------------------------------------------------------
+
+def request_name(raw: bytes) -> str:
+    """Field 1 of a serialized request: ``name``, the resource a call is for, in every resource API's requests
+    ("" when absent). Read from the wire format, so any API's requests can be routed without their classes."""
+    pos = 0
+    try:
+        while pos < len(raw):
+            key, pos = _varint(raw, pos)
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                pos = _varint(raw, pos)[1]
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            elif wire == 2:
+                length, pos = _varint(raw, pos)
+                if number == 1:
+                    return raw[pos:pos + length].decode("utf-8", "replace")
+                pos += length
+            else:
+                return ""
+    except IndexError:
+        pass
+    return ""
+
+
+def _varint(raw: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = raw[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+_MLMODEL_SERVICE = "viam.service.mlmodel.v1.MLModelService"
+_MLMODEL_REQUESTS: dict[str, Any] = {"Infer": mlmodel_pb2.InferRequest, "Metadata": mlmodel_pb2.MetadataRequest}
+
+
+class _Router(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """Unary calls of the services in :attr:`FakeParent.routes`: to the module serving the named resource, bytes as
+    they are; MLModelService calls for other names go to the parent's own mlmodel handler; others are NOT_FOUND
+    with viam-server's message."""
+
+    def __init__(self, parent: FakeParent, mlmodel: _MLModel) -> None:
+        self._parent = parent
+        self._mlmodel = mlmodel
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method: str = details.method
+        service = method.lstrip("/").partition("/")[0]
+        if service != _MLMODEL_SERVICE and service not in {s for s, _ in self._parent.routes}:
+            return None
+        return grpc.unary_unary_rpc_method_handler(lambda raw, context: self._call(method, service, raw, context))
+
+    def _call(self, method: str, service: str, raw: bytes, context: grpc.ServicerContext) -> bytes:
+        name = request_name(raw)
+        target = self._parent.routes.get((service, name))
+        if target is None:
+            short = method.rsplit("/", 1)[1]
+            if service == _MLMODEL_SERVICE and short in _MLMODEL_REQUESTS:
+                reply = getattr(self._mlmodel, short)(_MLMODEL_REQUESTS[short].FromString(raw), context)
+                return bytes(reply.SerializeToString())
+            api = next((a for (s, _), (a, _c) in self._parent.routes.items() if s == service), service)
+            context.abort(grpc.StatusCode.NOT_FOUND, f"resource \"{api}/{name}\" not found")
+            raise AssertionError("context.abort raises")
+        api, channel = target
+        self._parent._enter_routed(method, name, context)
+        remaining = context.time_remaining()
+        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        try:
+            return bytes(call(raw, timeout=remaining if remaining and remaining < 1e6 else None))
+        except grpc.RpcError as exc:
+            context.abort(exc.code(), exc.details() or "")
+        raise AssertionError("unreachable")  # context.abort raises
+
+
 # --- the parent ------------------------------------------------------------------------------------------------------
 
 class FakeParent:
@@ -303,6 +389,8 @@ class FakeParent:
         self.old_server = False
         self.on_log = on_log  # also called with every accepted log entry
         self.mlmodel: MLModelHandler | None = None
+        # (gRPC service, resource name) -> (API, channel to the module serving it); see route()
+        self.routes: dict[tuple[str, str], tuple[str, grpc.Channel]] = {}
         self._server: grpc.Server | None = None
         self.start()
 
@@ -320,7 +408,14 @@ class FakeParent:
                              options=CHANNEL_OPTIONS)
         robot_pb2_grpc.add_RobotServiceServicer_to_server(_Robot(self), server)
         camera_pb2_grpc.add_CameraServiceServicer_to_server(_Camera(self), server)
-        mlmodel_pb2_grpc.add_MLModelServiceServicer_to_server(_MLModel(self), server)
+        # MLModelService through the router: a name routed to a module goes there, any other to self.mlmodel.
+        server.add_generic_rpc_handlers((_Router(self, _MLModel(self)),))
+        reflection.enable_server_reflection((
+            robot_pb2.DESCRIPTOR.services_by_name["RobotService"].full_name,
+            camera_pb2.DESCRIPTOR.services_by_name["CameraService"].full_name,
+            mlmodel_pb2.DESCRIPTOR.services_by_name["MLModelService"].full_name,
+            vision_pb2.DESCRIPTOR.services_by_name["VisionService"].full_name,
+            reflection.SERVICE_NAME), server)
         if self.tcp:
             bound = server.add_insecure_port(f"127.0.0.1:{self.port}")
             if bound == 0:
@@ -364,6 +459,17 @@ class FakeParent:
     def clear_faults(self) -> None:
         with self.state.lock:
             self.state.faults.clear()
+
+    def route(self, full_name: str, proto_service: str, channel: grpc.Channel) -> None:
+        """Serve the resource ``full_name`` (``api/name``) to clients by forwarding its ``proto_service`` calls (e.g.
+        ``viam.service.vision.v1.VisionService``) to the module on ``channel``, and list it in ResourceNames."""
+        api, name = full_name.split("/", 1)
+        self.routes[(proto_service, name)] = (api, channel)
+        if not any(f"{r.namespace}:{r.type}:{r.subtype}/{r.name}" == full_name for r in self.resource_names):
+            self.add_resources([full_name])
+
+    def _enter_routed(self, method: str, name: str, context: grpc.ServicerContext) -> None:
+        _Base(self)._enter(method.rsplit("/", 1)[1], name, context)
 
     def add_resources(self, full_names: list[str]) -> None:
         """List resources (``api/name``) in ResourceNames, as viam-server lists every resource of the robot."""
