@@ -227,3 +227,32 @@ def test_nms_per_class_and_agnostic() -> None:
     assert nms(boxes, scores, None, 0.5).tolist() == [0]
     assert nms(boxes, scores, classes, 0.5, max_detections=1).tolist() == [0]
     assert nms(boxes[:0], scores[:0], classes[:0], 0.5).tolist() == []
+
+
+# --- family defaults -------------------------------------------------------------------------------------------------
+
+def test_family_defaults() -> None:
+    from module.vision.families import defaults_for
+
+    v8 = defaults_for(choose_layout([out("y", 1, 84, 8400)], HW640))
+    v5 = defaults_for(choose_layout([out("y", 1, 25200, 85)], HW640))
+    e2e = defaults_for(choose_layout([out("y", 1, 300, 6)], HW640))
+    ssd = defaults_for(choose_layout([out("b", 1, 10, 4), out("c", 1, 10), out("s", 1, 10), out("n", 1)]))
+    assert (v8.min_confidence, v8.iou_threshold, v8.max_detections, v8.resize_mode, v8.fill) == (0.25, 0.7, 300, "letterbox", 114)
+    assert (v5.iou_threshold, e2e.iou_threshold, e2e.min_confidence) == (0.45, None, 0.25)
+    assert (ssd.min_confidence, ssd.iou_threshold, ssd.max_detections, ssd.resize_mode, ssd.mean) == (0.0, None, None, "stretch", None)
+
+
+@pytest.mark.parametrize(("dtype", "scale", "zp", "expected_std"), [
+    ("int8", 1 / 255, -128, (1.0, 1.0, 1.0)),          # VWW: 0..1
+    ("int8", 0.0078125, 0, (0.5, 0.5, 0.5)),          # -1..1
+    ("uint8", 1 / 255, 0, (1.0, 1.0, 1.0)),            # YOLOv5 uint8
+    ("uint8", 0.0078125, 128, (0.5, 0.5, 0.5)),       # the COCO SSD: -1..1
+    ("int8", 0.018658448, -14, None),                  # calibrated on ImageNet-normalised data: says nothing
+    ("float32", 0.0, 0, None),
+])
+def test_normalization_from_quantization(dtype: str, scale: float, zp: int, expected_std: tuple[float, ...] | None) -> None:
+    from module.vision.families import normalization_from_quantization
+
+    found = normalization_from_quantization(dtype, scale, zp)
+    assert (found[1] if found else None) == expected_std
