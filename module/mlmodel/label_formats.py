@@ -36,7 +36,7 @@ def strip_index_prefixes(labels: Sequence[str]) -> tuple[str, ...]:
     """
     if not labels:
         return tuple(labels)
-    stripped = []
+    stripped: list[str] = []
     for position, label in enumerate(labels):
         if not label:
             stripped.append(label)

@@ -93,7 +93,8 @@ def from_mapping(values: Mapping[str, Any], *, member: str = "") -> UltralyticsM
     task = _text(values.get("task"))
     if names is None and task is None and _text(values.get("author")) != "Ultralytics":
         return None
-    args = values.get("args") if isinstance(values.get("args"), Mapping) else {}
+    raw_args = values.get("args")
+    args: Mapping[str, Any] = raw_args if isinstance(raw_args, Mapping) else {}
     quantized = None
     if "int8" in args or "quantize" in args:
         quantized = args.get("int8") is True or _int(args.get("quantize")) == 8

@@ -240,7 +240,7 @@ def _ultralytics(outputs: Sequence[OutputTensor], hints: ModelHints) -> Layout:
                                "expressed as a Viam detection box, so this model is not served")
     if task not in ("detect", "pose", "segment"):
         raise _refuse(outputs, f"the Ultralytics metadata says task {task!r}, which the vision service does not serve")
-    heads = [o for o in outputs if len(o.shape) == 3 and o.shape[0] == 1]
+    heads = [o for o in outputs if len(o.shape) == 3 and o.shape[0] in (1, -1)]
     if len(heads) != 1:
         raise _refuse(outputs, f"the Ultralytics metadata says task {task!r} but the model does not have exactly one "
                                "[1, rows, anchors] output")
@@ -323,7 +323,7 @@ def _by_shape(outputs: Sequence[OutputTensor], hints: ModelHints) -> Layout:
         if _classifier_shape(only.shape):
             return Layout("classifier", f"one output of shape {list(only.shape)}", {"probability": only.name},
                           num_classes=only.shape[-1])
-        if len(only.shape) == 3 and only.shape[0] == 1:
+        if len(only.shape) == 3 and only.shape[0] in (1, -1):
             yolo = _yolo_by_shape(only, hints)
             if yolo is not None:
                 return yolo
@@ -388,7 +388,7 @@ def _ssd_layout(found: Mapping[str, OutputTensor], reason: str) -> Layout:
 
 
 def _classifier_shape(shape: tuple[int, ...]) -> bool:
-    return (len(shape) == 2 and shape[0] == 1 and shape[1] >= 1) or (len(shape) == 1 and shape[0] > 1)
+    return (len(shape) == 2 and shape[0] in (1, -1) and shape[1] >= 1) or (len(shape) == 1 and shape[0] > 1)
 
 
 def _forced(kind: str, outputs: Sequence[OutputTensor], hints: ModelHints, named: dict[str, OutputTensor]) -> Layout:
@@ -408,7 +408,7 @@ def _forced(kind: str, outputs: Sequence[OutputTensor], hints: ModelHints, named
         if single is None or not _classifier_shape(single.shape):
             raise _refuse(outputs, "'output_layout' is 'classifier' but there is no single [1,C] or [C] output")
         return Layout("classifier", reason, {"probability": single.name}, num_classes=single.shape[-1])
-    heads = [o for o in outputs if len(o.shape) == 3 and o.shape[0] == 1]
+    heads = [o for o in outputs if len(o.shape) == 3 and o.shape[0] in (1, -1)]
     if len(heads) != 1:
         raise _refuse(outputs, f"'output_layout' is {kind!r} but the model does not have exactly one [1, A, B] output")
     head = heads[0]
@@ -471,7 +471,7 @@ def decode(layout: Layout, output: NDArray[Any], quant: Quantization, *, input_s
         output: The raw output array (any float or integer dtype).
         quant: The output's quantisation (``scale == 0``: not quantised).
         input_size: Model input ``(width, height)``: normalised boxes are scaled by it.
-        min_score: Keep scores strictly above this (the smallest threshold any label has).
+        min_score: Keep scores at or above this (the smallest threshold any label has).
         max_candidates: Keep at most this many candidates, the best-scoring ones.
         normalized: Whether boxes are 0..1; None to tell from the values (largest coordinate <= 2).
 
@@ -523,7 +523,7 @@ def _decode_v8(layout: Layout, arr: NDArray[Any], quant: Quantization, input_siz
     classes_n = layout.num_classes or rows.shape[0] - 4
     cls = rows[4 : 4 + classes_n]
     best = cls.max(axis=0)
-    keep = np.flatnonzero(best > _raw_threshold(min_score, arr, quant))
+    keep = np.flatnonzero(best >= _raw_threshold(min_score, arr, quant))
     if keep.size == 0:
         return _empty()
     keep = keep[_top(best[keep], limit)]
@@ -539,7 +539,7 @@ def _decode_v5(layout: Layout, arr: NDArray[Any], quant: Quantization, input_siz
                limit: int, normalized: bool | None) -> Candidates:
     grid = arr.reshape(arr.shape[-2], arr.shape[-1])  # [N, 5+C]
     objectness = grid[:, 4]
-    keep = np.flatnonzero(objectness > _raw_threshold(min_score, arr, quant))
+    keep = np.flatnonzero(objectness >= _raw_threshold(min_score, arr, quant))
     if keep.size == 0:
         return _empty()
     rows = dequantize(grid[keep], quant)
@@ -547,7 +547,7 @@ def _decode_v5(layout: Layout, arr: NDArray[Any], quant: Quantization, input_siz
     conf = rows[:, 5 : 5 + classes_n] * rows[:, 4:5]
     class_ids = conf.argmax(axis=1)
     scores = conf[np.arange(conf.shape[0]), class_ids]
-    good = np.flatnonzero(scores > np.float32(min_score))
+    good = np.flatnonzero(scores >= np.float32(min_score))
     good = good[_top(scores[good], limit)]
     if normalized is None:
         normalized = _looks_normalized(grid[:, 0:4], quant)
@@ -561,7 +561,7 @@ def _decode_e2e(arr: NDArray[Any], quant: Quantization, input_size: tuple[int, i
     grid = dequantize(arr.reshape(arr.shape[-2], arr.shape[-1]), quant)  # [K, 6+], small
     scores = grid[:, 4]
     class_raw = grid[:, 5]
-    keep = np.flatnonzero((scores > np.float32(min_score)) & np.isfinite(class_raw) & (class_raw >= 0)
+    keep = np.flatnonzero((scores >= np.float32(min_score)) & np.isfinite(class_raw) & (class_raw >= 0)
                           & np.isfinite(grid[:, 0:4]).all(axis=1))
     if keep.size == 0:
         return _empty()

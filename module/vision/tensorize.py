@@ -80,10 +80,11 @@ def image_to_tensor(rgb: NDArray[np.uint8], spec: InputSpec) -> NDArray[np.gener
 
     * uint8: the pixels as they are (mean/std ignored, like Viam).
     * float16/32/64: ``(v/255 - mean) / std``, default mean = std = 0.5 (range [-1, 1]); computed in float32.
-    * int8 with mean/std given: ``real = (v/255 - mean) / std``, then
-      ``q = clip(round(real / scale + zero_point), -128, 127)``; needs a non-zero input scale.
-    * int8 without mean/std: ``q = v - 128`` (the input quantisation is assumed to cover the pixel range; this is
-      what ``round((v/255) / 0.003921569 - 128)`` gives for the VWW reference model).
+    * int8 with mean/std: ``real = (v/255 - mean) / std``, then ``q = clip(round(real / scale + zero_point))``, so
+      any input scale and zero point are honoured (an odd-scale YOLO file needs that; ``v - 128`` is right only
+      for scale 1/255 and zero point -128). The plan supplies the family's mean/std (YOLO: 0 / 1) or the ones
+      the input's own quantisation range implies.
+    * int8 without mean/std (nothing known about the input): ``q = v - 128``.
 
     Args:
         rgb: ``H x W x 3`` uint8 pixels, already at the model size when it is fixed.

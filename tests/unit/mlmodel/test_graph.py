@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from devkit import models as model_factory
+from devkit.testdata import require_testdata
 from module.mlmodel.graph import find_postprocess_outputs
-from tests import model_factory
-from tests.testdata import require_testdata
 
 
 @pytest.mark.parametrize(("model", "roles", "order"), [

@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
+from devkit.testdata import require_testdata
 from module.mlmodel.ultralytics import parse_metadata_text, read_ultralytics_metadata
-from tests.testdata import require_testdata
 
 FLATBUFFER = b"\x1c\x00\x00\x00TFL3" + b"\x00" * 64  # stands in for the model; the zip follows it
 
