@@ -61,3 +61,16 @@ def test_data_yaml_names(text: str, expected: tuple[str, ...]) -> None:
 @pytest.mark.parametrize("text", ["person\ncar\n", "Bicycle\nPerson\n", "", "item without braces\n"])
 def test_plain_lists_are_not_structured(text: str) -> None:
     assert parse_structured(text) is None
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b"0  cat\r\n1  raccoon\r\n", ("cat", "raccoon")),               # the TF2 cat feeder's file: two spaces, CRLF
+    (b"0 Cats\n1 Dogs", ("Cats", "Dogs")),                           # Teachable Machine, no final newline
+    (b"item {\n  id: 1\n  name: 'cat'\n}\nitem {\n  id: 2\n  name: 'raccoon'\n}\n", ("cat", "raccoon")),
+    (b"names:\n  0: helmet\n  1: head\n", ("helmet", "head")),
+    (b"Bicycle\nPerson\n", ("Bicycle", "Person")),                   # a plain list named labels.pbtxt stays a list
+])
+def test_label_files_in_every_format(data: bytes, expected: tuple[str, ...]) -> None:
+    from module.mlmodel.labels import parse_labels
+
+    assert parse_labels(data) == expected
