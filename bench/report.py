@@ -272,6 +272,10 @@ def render(result: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     for model in models:
         cells = [_ms(_bare(result, rt, model, t)) for rt in ("ai-edge-litert", "tflite-runtime") for t in (1, 2)]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    if isinstance(result.get("families"), dict):
+        from bench.cases.families import render as render_families
+
+        lines += ["", *render_families(result["families"])]
     found = checks(result)
     lines += ["", "### Targets", "", "| target | value | limit | met |", "|---|---:|---:|---|"]
     for c in found:
