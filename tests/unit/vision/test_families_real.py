@@ -147,3 +147,25 @@ def test_overrides_change_the_answer(resources: ResourceManager) -> None:
     assert len(service(resources, model, max_detections=1).detections(pets)) == 1
     assert service(resources, model, default_minimum_confidence=0.9).detections(pets)[0].confidence >= 0.9
     assert service(resources, model, allowed_labels=["cat"]).detections(pets) == []
+
+
+def test_tf2_ssd_without_metadata_keeps_scores_and_classes_apart(tmp_path: Any, reference: dict[str, Any]) -> None:
+    """The TF2 export lists scores, boxes, count, classes; without metadata names only the graph tells them apart."""
+    model = "ssd_tf2_mobilenet_v2_fpnlite_320_float_metadata_11class.tflite"
+    data = (require_testdata(f"models/{model}") / "models" / model).read_bytes()
+    assert data.count(b"TFLITE_METADATA") == 1
+    path = tmp_path / "tf2_no_metadata.tflite"
+    path.write_bytes(data.replace(b"TFLITE_METADATA", b"NOT_A_METADATA_"))  # same length: the flatbuffer stays valid
+    resources = ResourceManager()
+    try:
+        resources.put(MLMODEL_API, "m", TFLiteModel(TFLiteConfig.parse({"model_path": str(path)}), name="m"))
+        vision = VisionService.create(ResourceContext("vision", (), resources, lambda: None),
+                                      VisionConfig.parse({"mlmodel_name": "m"}))  # zero-config: [-1, 1] by default
+        config = vision.do_command({"command": "get_config"})
+        assert "graph" in config["layout"]["reason"] and config["outputs"]["category"] == "StatefulPartitionedCall:2"
+        found = [ref.Box(d.class_name, d.confidence, (d.x_min, d.y_min, d.x_max, d.y_max))
+                 for d in vision.detections(photo("pets.jpg"))]
+    finally:
+        resources.close_all()
+    expected = [ref.Box("8", b.score, b.xyxy) for b in ref.reference_boxes(reference[model]["images"]["pets.jpg"])]
+    assert not ref.detection_problems(model, found, expected), found  # two "8" (Dog) boxes scoring ~0.96 and ~0.94
