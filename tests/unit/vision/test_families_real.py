@@ -169,3 +169,21 @@ def test_tf2_ssd_without_metadata_keeps_scores_and_classes_apart(tmp_path: Any, 
         resources.close_all()
     expected = [ref.Box("8", b.score, b.xyxy) for b in ref.reference_boxes(reference[model]["images"]["pets.jpg"])]
     assert not ref.detection_problems(model, found, expected), found  # two "8" (Dog) boxes scoring ~0.96 and ~0.94
+
+
+@pytest.mark.parametrize(("model", "layout"), [
+    ("yolov8n_int8_dynamic_640_coco80.tflite", "yolov8"),
+    ("yolo26n_int8_320_coco80.tflite", "end2end"),
+    ("ssd_tf2_mobilenet_v2_fpnlite_320_float_metadata_11class.tflite", "ssd"),
+])
+def test_the_same_plan_for_a_model_behind_the_parent(resources: ResourceManager, model: str, layout: str) -> None:
+    """What the file says travels in the Metadata RPC (outputs' extra), so a remote mlmodel gets the same plan."""
+    from module.mlmodel.wire import info_from_proto, info_to_proto
+    from module.vision.plan import make_plan
+
+    service(resources, model)
+    local = resources.find(MLMODEL_API, model).metadata()  # type: ignore[union-attr]
+    config = VisionConfig.parse({"mlmodel_name": model})
+    here, remote = make_plan(local, config), make_plan(info_from_proto(info_to_proto(local)), config)
+    assert remote.layout == here.layout and remote.layout.kind == layout
+    assert remote.labels == here.labels and remote.input == here.input
