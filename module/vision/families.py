@@ -62,34 +62,3 @@ _DEFAULTS: Final = {
 def defaults_for(layout: Layout) -> FamilyDefaults:
     """The defaults of ``layout``'s family."""
     return _DEFAULTS[layout.kind]
-
-
-def pick(configured: float | int | None, default: float | int | None) -> float | int | None:
-    """The attribute when it is set, else the family default."""
-    return default if configured is None else configured
-
-
-_INT_RANGES: Final = {"int8": (-128, 127), "uint8": (0, 255)}
-_RANGE_NORMALIZATIONS: Final = (
-    ((0.0, 1.0), UNIT_MEAN, UNIT_STD),                            # v / 255
-    ((-1.0, 1.0), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),              # v / 127.5 - 1
-    ((0.0, 255.0), UNIT_MEAN, (1 / 255, 1 / 255, 1 / 255)),       # v
-)
-
-
-def normalization_from_quantization(dtype: str, scale: float, zero_point: int
-                                    ) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
-    """The input normalisation a quantised input's own range implies, when it is one of the usual three.
-
-    An int8 input with (1/255, -128) covers real values 0..1, so the model was calibrated on ``v / 255``; (2/255, 0)
-    covers -1..1 (``v / 127.5 - 1``); (1, -128) covers 0..255 (raw pixels). Other ranges say nothing (None).
-    """
-    if dtype not in _INT_RANGES or scale <= 0:
-        return None
-    qmin, qmax = _INT_RANGES[dtype]
-    low, high = (qmin - zero_point) * scale, (qmax - zero_point) * scale
-    for (want_low, want_high), mean, std in _RANGE_NORMALIZATIONS:
-        span = want_high - want_low
-        if abs(low - want_low) <= 0.03 * span and abs(high - want_high) <= 0.03 * span:
-            return mean, std
-    return None

@@ -125,10 +125,6 @@ class Layout:
     extra: int = 0
     note: str = ""
 
-    @property
-    def nms_by_default(self) -> bool:
-        return self.kind in ("yolov8", "yolov5")
-
     def describe(self) -> dict[str, Any]:
         return {"layout": self.kind, "reason": self.reason, "outputs": dict(self.roles), "transposed": self.transposed,
                 "num_classes": self.num_classes, "dropped": self.extra, "note": self.note}
@@ -259,7 +255,7 @@ def _extra_for(task: str, hints: ModelHints) -> int | None:
 
 
 def _end2end(head: OutputTensor, hints: ModelHints, source: str) -> Layout:
-    k, cols = head.shape[1], head.shape[2]
+    cols = head.shape[2]
     if cols < 6:
         raise _refuse([head], f"{source} but the output has {cols} columns, fewer than x1,y1,x2,y2,score,class")
     extra = cols - 6
@@ -267,7 +263,6 @@ def _end2end(head: OutputTensor, hints: ModelHints, source: str) -> Layout:
     if extra:
         note = (f"{extra} column(s) after x1,y1,x2,y2,score,class ({hints.task or 'unknown'} data) are dropped: only "
                 "the boxes are served")
-    del k
     return Layout("end2end", source, {"predictions": head.name}, num_classes=hints.class_count, extra=extra, note=note)
 
 
@@ -335,7 +330,7 @@ def _yolo_by_shape(only: OutputTensor, hints: ModelHints) -> Layout | None:
     anchors = _anchor_counts(hints.input_hw)
     size = f"{hints.input_hw[1]}x{hints.input_hw[0]}" if hints.input_hw else ""
     v5_anchors = {3 * n for n in anchors}
-    if b in v5_anchors and a >= 6 and a not in anchors:  # [1, 5+C, 3N]: channels-first YOLOv5
+    if b in v5_anchors and a >= 6 and a not in anchors:  # [1, 5+C, 3N]: a transposed YOLOv5, not seen in exports
         return None
     if a in v5_anchors and b >= 6:
         return Layout("yolov5", f"shape {list(only.shape)}: {a} = 3 anchors x the grid cells of a {size} input",

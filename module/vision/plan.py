@@ -20,9 +20,9 @@ from module.mlmodel.labels import read_label_file
 from module.mlmodel.types import ModelInfo, TensorInfo
 from module.vision.boxes import DEFAULT_BOX_ORDER
 from module.vision.config import VisionConfig
-from module.vision.families import FamilyDefaults, defaults_for, normalization_from_quantization
+from module.vision.families import FamilyDefaults, defaults_for
 from module.vision.layouts import DEFAULT_MAX_CANDIDATES, Layout, ModelHints, OutputTensor, Quantization, choose_layout
-from module.vision.tensorize import SUPPORTED_DTYPES, InputSpec
+from module.vision.tensorize import SUPPORTED_DTYPES, InputSpec, normalization_from_quantization
 
 
 @dataclass(frozen=True, slots=True)

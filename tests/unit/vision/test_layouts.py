@@ -252,7 +252,7 @@ def test_family_defaults() -> None:
     ("float32", 0.0, 0, None),
 ])
 def test_normalization_from_quantization(dtype: str, scale: float, zp: int, expected_std: tuple[float, ...] | None) -> None:
-    from module.vision.families import normalization_from_quantization
+    from module.vision.tensorize import normalization_from_quantization
 
     found = normalization_from_quantization(dtype, scale, zp)
     assert (found[1] if found else None) == expected_std
