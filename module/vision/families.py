@@ -59,6 +59,11 @@ _DEFAULTS: Final = {
 }
 
 
+_ULTRALYTICS_CLASSIFIER: Final = FamilyDefaults("classifier", resize_mode="center_crop", mean=UNIT_MEAN, std=UNIT_STD)
+
+
 def defaults_for(layout: Layout) -> FamilyDefaults:
-    """The defaults of ``layout``'s family."""
+    """The defaults of ``layout``'s family (an Ultralytics classifier: centre crop and RGB / 255, as it trains)."""
+    if layout.kind == "classifier" and layout.ultralytics:
+        return _ULTRALYTICS_CLASSIFIER
     return _DEFAULTS[layout.kind]

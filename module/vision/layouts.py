@@ -115,6 +115,7 @@ class Layout:
         extra: Rows (``yolov8``) or columns (``end2end``) after the class scores that are not classes (pose
             keypoints, segmentation mask coefficients); they are dropped.
         note: What was dropped or assumed, for the log and ``get_config`` ("" when nothing).
+        ultralytics: Chosen from Ultralytics metadata (an Ultralytics classifier wants its own preprocessing).
     """
 
     kind: str
@@ -124,6 +125,7 @@ class Layout:
     num_classes: int | None = None
     extra: int = 0
     note: str = ""
+    ultralytics: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {"layout": self.kind, "reason": self.reason, "outputs": dict(self.roles), "transposed": self.transposed,
@@ -230,7 +232,8 @@ def _ultralytics(outputs: Sequence[OutputTensor], hints: ModelHints) -> Layout:
         single = [o for o in outputs if _classifier_shape(o.shape)]
         if len(single) != 1:
             raise _refuse(outputs, "the Ultralytics metadata says task 'classify' but no single [1,C] output fits")
-        return Layout("classifier", source, {"probability": single[0].name}, num_classes=single[0].shape[-1])
+        return Layout("classifier", source, {"probability": single[0].name}, num_classes=single[0].shape[-1],
+                      ultralytics=True)
     if task == "obb":
         raise _refuse(outputs, "the Ultralytics metadata says task 'obb' (rotated boxes): their angle cannot be "
                                "expressed as a Viam detection box, so this model is not served")

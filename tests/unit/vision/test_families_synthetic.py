@@ -134,3 +134,14 @@ def test_max_candidates_caps_what_reaches_nms(harness: Harness) -> None:
     found_capped = detect(harness, data, iou_threshold=1.0, max_candidates=5)
     assert len(found_all) == ANCHORS and len(found_capped) == 5
     assert [d.confidence for d in found_capped] == [d.confidence for d in found_all[:5]]
+
+
+def test_ultralytics_classifier_gets_its_own_preprocessing(harness: Harness) -> None:
+    data = model_factory.yolo_model(np.array([[0.1, 0.7, 0.2]]), ultralytics={"task": "classify",
+                                                                             "names": {"0": "a", "1": "b", "2": "c"}})
+    vision = harness.service(data)
+    config = vision.do_command({"command": "get_config"})
+    assert (config["layout"]["layout"], config["resize_mode"]) == ("classifier", "center_crop")
+    assert config["input_normalization"]["std"] == [1.0, 1.0, 1.0]
+    got = vision.classifications(image_bytes(), n=1)
+    assert got[0].class_name == "b" and got[0].confidence == pytest.approx(0.7)
