@@ -90,6 +90,10 @@ def main(argv: list[str]) -> int:
         cases.log("in-process pipeline")
         result["in_process"] = cases.in_process(jpeg, n)
         result["in_process"]["profile_top"] = cases.profile_in_process(jpeg, 50 if args.quick else 300)
+        cases.log("model families: post-processing and GetDetections per layout")
+        from bench.cases.families import families  # not in bench.cases: `python -m bench.cases.families` runs it alone
+
+        result["families"] = families(n)
         cases.log("bare interpreter pool scaling (SSD, 1 vs 2 interpreters)")
         result["bare_parallel"] = cases.bare.parallel("ai-edge-litert", str(cases.SSD), seconds)
         result["ours"] = cases.ours(jpeg, n, memory_calls, seconds, start_repeats)

@@ -83,6 +83,11 @@ def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
     fds = (_get(result, "ours", "memory", "fds_after_100"), _get(result, "ours", "memory", "fds_after_all"))
     check("no file descriptor growth", None if None in fds else fds[1] - fds[0], 0,
           None not in fds and fds[1] <= fds[0], "fds")
+    for row in _get(result, "families", "rows") or []:
+        if row.get("model") == "yolov8n_int8_dynamic_640_coco80.tflite":
+            value = _get(row, "postprocess_ms", "median")
+            check("post-processing of a [1,84,8400] YOLOv8 output (median)", value, 2.0,
+                  value is not None and value < 2.0)
     return out
 
 
@@ -272,6 +277,10 @@ def render(result: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     for model in models:
         cells = [_ms(_bare(result, rt, model, t)) for rt in ("ai-edge-litert", "tflite-runtime") for t in (1, 2)]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    if isinstance(result.get("families"), dict):
+        from bench.cases.families import render as render_families
+
+        lines += ["", *render_families(result["families"])]
     found = checks(result)
     lines += ["", "### Targets", "", "| target | value | limit | met |", "|---|---:|---:|---|"]
     for c in found:

@@ -202,3 +202,44 @@ def slow_model(n: int = 512, layers: int = 24) -> bytes:
     out = b.add_tensor("mean", "float32", (1,))
     b.add_op("MEAN", [current, b.add_const("axes", "int32", [1, 2])], [out], {"keep_dims": False})
     return b.build(inputs=[x], outputs=[out])
+
+
+def yolo_model(
+    output: object, *, dtype: str = "float32", quant: tuple[float, int] | None = None,
+    input_size: tuple[int, int] = (64, 64), input_dtype: str = "float32", ultralytics: dict[str, object] | None = None,
+    output_name: str = "Identity",
+) -> bytes:
+    """A YOLO-style model that always outputs ``output`` (e.g. [1, 4+C, N], [1, N, 5+C] or [1, K, 6]).
+
+    Args:
+        output: The real values of the single output.
+        dtype: Output dtype: float32, uint8 or int8 (quantised with ``quant``).
+        quant: Output (scale, zero_point) for integer dtypes.
+        input_size: (H, W) of the [1, H, W, 3] input "images".
+        input_dtype: Input dtype; int8 inputs get (1/255, -128), uint8 (1/255, 0), like Ultralytics exports.
+        ultralytics: Metadata dict appended as a deflated ``metadata.json`` zip member, as Ultralytics 8.4 does.
+        output_name: Name of the output tensor.
+    """
+    import io
+    import json
+    import zipfile
+
+    b = ModelBuilder(description="constant yolo")
+    height, width = input_size
+    in_quant = {"int8": (1 / 255, -128), "uint8": (1 / 255, 0)}.get(input_dtype, (None, None))
+    image = b.add_tensor("images", input_dtype, (1, height, width, 3), scale=in_quant[0], zero_point=in_quant[1])
+    values = np.asarray(output, np.float64)
+    quant_args: dict[str, object] = {}
+    if dtype in ("uint8", "int8"):
+        scale, zero_point = quant or (1 / 255, -128 if dtype == "int8" else 0)
+        info = np.iinfo(DTYPES[dtype][1])
+        values = np.clip(np.round(values / scale) + zero_point, info.min, info.max)
+        quant_args = {"scale": scale, "zero_point": zero_point}
+    out = _const_output(b, output_name, dtype, values, **quant_args)
+    data = b.build(inputs=[image], outputs=[out])
+    if ultralytics is None:
+        return data
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("metadata.json", json.dumps({"author": "Ultralytics", **ultralytics}))
+    return data + archive.getvalue()

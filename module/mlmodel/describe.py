@@ -8,18 +8,29 @@ from typing import Any
 import numpy as np
 
 from module.mlmodel.box_order import viam_order_from_tflite_index
+from module.mlmodel.graph import PostProcessOutputs
 from module.mlmodel.tflite_metadata import ModelMetadata, TensorMetadata
 from module.mlmodel.types import FileInfo, ModelInfo, TensorInfo
+from module.mlmodel.ultralytics import UltralyticsMetadata
 
 _LABEL_TYPES = {"TENSOR_VALUE_LABELS": "tensor_value", "TENSOR_AXIS_LABELS": "tensor_axis"}
 
 
-def describe_model(interpreter: Any, meta: ModelMetadata | None, labels_path: str, *, fallback_name: str) -> ModelInfo:
-    """Metadata of a warmed-up interpreter (outputs have their real shapes after one invoke)."""
+def describe_model(interpreter: Any, meta: ModelMetadata | None, labels_path: str, *, fallback_name: str,
+                   ultralytics: UltralyticsMetadata | None = None,
+                   postprocess: PostProcessOutputs | None = None) -> ModelInfo:
+    """Metadata of a warmed-up interpreter (outputs have their real shapes after one invoke).
+
+    What the file says about its outputs travels in each output's ``extra`` (so it reaches vision services through
+    the Metadata RPC too): ``postprocess_role`` (boxes, classes, scores, count) for outputs of a
+    ``TFLite_Detection_PostProcess`` op, and ``ultralytics_*`` keys (task, end2end, kpt_shape, classes, version,
+    imgsz) for Ultralytics exports, whose class names become the ``labels`` file.
+    """
     in_meta = meta.inputs if meta and len(meta.inputs) == len(interpreter.get_input_details()) else ()
     out_meta = meta.outputs if meta and len(meta.outputs) == len(interpreter.get_output_details()) else ()
     inputs = _tensors(interpreter, interpreter.get_input_details(), in_meta, labels_path="")
-    outputs = _tensors(interpreter, interpreter.get_output_details(), out_meta, labels_path=labels_path)
+    outputs = _tensors(interpreter, interpreter.get_output_details(), out_meta, labels_path=labels_path,
+                       facts=_file_facts(ultralytics), roles=postprocess.roles if postprocess else ())
     # Metadata names are singular ("location", "score") in current models, plural in older SSDs ("locations").
     names = {t.name.removesuffix("s") for t in outputs}
     kind = "tflite_detector" if {"location", "score"} <= names else (
@@ -28,13 +39,25 @@ def describe_model(interpreter: Any, meta: ModelMetadata | None, labels_path: st
                      description=meta.description if meta else "", inputs=inputs, outputs=outputs)
 
 
+def _file_facts(meta: UltralyticsMetadata | None) -> dict[str, Any]:
+    if meta is None:
+        return {}
+    facts: dict[str, Any] = {"ultralytics_task": meta.task, "ultralytics_end2end": meta.end2end,
+                             "ultralytics_kpt_shape": list(meta.kpt_shape) if meta.kpt_shape else None,
+                             "ultralytics_classes": len(meta.names) if meta.names else None,
+                             "ultralytics_version": meta.version,
+                             "ultralytics_imgsz": list(meta.imgsz) if meta.imgsz else None}
+    return {key: value for key, value in facts.items() if value is not None}
+
+
 def _tensors(interpreter: Any, details: list[dict[str, Any]], metas: tuple[TensorMetadata, ...],
-             labels_path: str) -> tuple[TensorInfo, ...]:
+             labels_path: str, facts: dict[str, Any] | None = None, roles: tuple[str, ...] = ()) -> tuple[TensorInfo, ...]:
     raw_names = [d["name"] for d in details]
     meta_names = [m.name for m in metas]
     # Metadata names ("location", "score", ...) are what vision services look for; use them only when usable.
     use_meta = bool(metas) and all(meta_names) and len(set(meta_names)) == len(meta_names)
     result = []
+    file_facts = dict(facts or {})
     for i, detail in enumerate(details):
         meta = metas[i] if metas else None
         extra: dict[str, Any] = {}
@@ -43,6 +66,9 @@ def _tensors(interpreter: Any, details: list[dict[str, Any]], metas: tuple[Tenso
             _layout(meta, extra)
         if labels_path:
             extra["labels"] = labels_path
+        if i < len(roles) and roles[i]:
+            extra["postprocess_role"] = roles[i]
+        extra.update(file_facts)
         result.append(TensorInfo(
             name=meta_names[i] if use_meta else raw_names[i],
             dtype=np.dtype(detail["dtype"]).name,

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from module.errors import ConfigError
+from module.mlmodel.label_formats import parse_structured, strip_index_prefixes
 from module.mlmodel.tflite_metadata import ModelMetadata, label_file_for
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -29,6 +30,10 @@ def parse_labels(data: bytes) -> tuple[str, ...]:
 
     A file made of a single line that contains commas is split on the commas (the RDK accepted that format).
 
+    Training tools' own formats are recognised by their content (see :mod:`module.mlmodel.label_formats`): a TF
+    Object Detection API ``label_map.pbtxt`` and the ``names`` of an Ultralytics / Roboflow ``data.yaml`` give the
+    labels by class index, and lines that all start with their own index (``0 Cats``, Teachable Machine) lose it.
+
     Args:
         data: The raw file contents.
 
@@ -36,6 +41,9 @@ def parse_labels(data: bytes) -> tuple[str, ...]:
         The labels, in file order.
     """
     text = data.decode("utf-8-sig", errors="replace")
+    structured = parse_structured(text)
+    if structured is not None:
+        return structured
     lines = [line.strip() for line in _LINE_BREAK.split(text)]
     while lines and not lines[-1]:
         lines.pop()
@@ -43,7 +51,7 @@ def parse_labels(data: bytes) -> tuple[str, ...]:
         lines = [part.strip() for part in lines[0].split(",")]
         while lines and not lines[-1]:
             lines.pop()
-    return tuple(lines)
+    return strip_index_prefixes(lines)
 
 
 def read_label_file(path: str) -> tuple[str, ...]:
@@ -81,6 +89,24 @@ def labels_dir() -> Path:
     return Path(base) / "labels"
 
 
+def write_labels(names: tuple[str, ...], suffix: str) -> str:
+    """Write class names as a label file (one per line, content-addressed) and return its path."""
+    return _write(("\n".join(names) + "\n").encode("utf-8"), suffix)
+
+
+def _write(data: bytes, name: str) -> str:
+    folder = labels_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # The name comes from the model file: keep only safe characters so it cannot escape the folder.
+    target = folder / f"{hashlib.sha256(data).hexdigest()[:16]}-{_SAFE.sub('_', os.path.basename(name))}"
+    if not target.exists():
+        fd, tmp = tempfile.mkstemp(dir=folder)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    return str(target)
+
+
 def extract_embedded(meta: ModelMetadata | None) -> str | None:
     """Write the first embedded label file to disk (content-addressed) and return its path, or None if there is none."""
     if meta is None:
@@ -90,15 +116,5 @@ def extract_embedded(meta: ModelMetadata | None) -> str | None:
         if found is None:
             continue
         name, _ = found
-        data = meta.files[name]
-        folder = labels_dir()
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # The name comes from the model file: keep only safe characters so it cannot escape the folder.
-        target = folder / f"{hashlib.sha256(data).hexdigest()[:16]}-{_SAFE.sub('_', os.path.basename(name))}"
-        if not target.exists():
-            fd, tmp = tempfile.mkstemp(dir=folder)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)
-        return str(target)
+        return _write(meta.files[name], name)
     return None

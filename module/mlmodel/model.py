@@ -19,11 +19,13 @@ from numpy.typing import NDArray
 from module.errors import ConfigError, InvalidInputError, ModelLoadError
 from module.mlmodel.config import TFLiteConfig
 from module.mlmodel.describe import describe_model
-from module.mlmodel.labels import extract_embedded, read_label_file
+from module.mlmodel.graph import find_postprocess_outputs
+from module.mlmodel.labels import extract_embedded, read_label_file, write_labels
 from module.mlmodel.pool import Pool
 from module.mlmodel.runtime import Runtime, load_runtime
 from module.mlmodel.tflite_metadata import ModelMetadata, read_model_metadata
 from module.mlmodel.types import ModelInfo
+from module.mlmodel.ultralytics import read_ultralytics_metadata
 
 _LOG = logging.getLogger(__name__)
 
@@ -56,10 +58,13 @@ class TFLiteModel:
         self.sha256 = hashlib.sha256(self._data).hexdigest()
         self.runtime: Runtime = load_runtime(config.runtime)
         self._tflite_metadata = _safe_metadata(self._data, config.model_path)
+        self.ultralytics = read_ultralytics_metadata(self._data)
+        self._postprocess = find_postprocess_outputs(self._data)
         first = self._new_slot()
         self.warmup_ms = self._warm_up(first)
         labels_path = self._labels_path()
-        self._info = describe_model(first.interpreter, self._tflite_metadata, labels_path, fallback_name=name)
+        self._info = describe_model(first.interpreter, self._tflite_metadata, labels_path, fallback_name=name,
+                                    ultralytics=self.ultralytics, postprocess=self._postprocess)
         self._inputs = self._input_specs(first)
         self._output_names = [t.name for t in self._info.outputs]
         slots = [first] + [self._new_slot() for _ in range(config.pool_size - 1)]
@@ -104,6 +109,9 @@ class TFLiteModel:
             except ConfigError as exc:
                 raise ConfigError(f"attribute 'label_path': {exc}") from None
             return self.config.label_path
+        if self.ultralytics is not None and self.ultralytics.names:
+            # Before the TFLite metadata: 8.0-8.3 exports declare their whole metadata dict as the label file.
+            return write_labels(self.ultralytics.names, "ultralytics-names.txt")
         return extract_embedded(self._tflite_metadata) or ""
 
     def _input_specs(self, slot: _Slot) -> list[_Input]:

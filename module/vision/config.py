@@ -4,7 +4,7 @@ allow-list and a resize mode."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from module.errors import ConfigError
@@ -12,18 +12,23 @@ from module.mlmodel.box_order import check_box_order
 from module.mlmodel.labels import read_label_file
 from module.resource.attributes import Attributes
 from module.resource.base import Dependencies
+from module.vision.layouts import OUTPUT_LAYOUT_CHOICES
 from module.vision.objects3d import SegmentSettings
 from module.vision.tensorize import check_normalization
 
-RESIZE_MODES: Final = ("stretch", "letterbox")
+RESIZE_MODES: Final = ("stretch", "letterbox", "center_crop")
 OUTPUT_ROLES: Final = ("location", "category", "score", "n_detections", "probability")
 
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """The filters applied to every result; replaceable at run time (DoCommand set_thresholds) as one unit."""
+    """The filters applied to every result; replaceable at run time (DoCommand set_thresholds) as one unit.
 
-    default_minimum_confidence: float = 0.0
+    ``None`` means "not set": the model family's default applies (see :mod:`module.vision.families`; 0.25 /
+    NMS / 300 for YOLO exports, 0 / none / all for SSDs and classifiers).
+    """
+
+    default_minimum_confidence: float | None = None
     label_confidences: Mapping[str, float] = field(default_factory=dict)
     allowed_labels: frozenset[str] | None = None
     iou_threshold: float | None = None
@@ -34,7 +39,7 @@ class Thresholds:
     def parse(cls, attrs: Attributes) -> Thresholds:
         allowed = attrs.strings("allowed_labels")
         return cls(
-            default_minimum_confidence=attrs.number("default_minimum_confidence", default=0.0, low=0.0, high=1.0) or 0.0,
+            default_minimum_confidence=attrs.number("default_minimum_confidence", low=0.0, high=1.0),
             label_confidences=attrs.number_map("label_confidences", low=0.0, high=1.0),
             allowed_labels=frozenset(a.lower() for a in allowed) if allowed is not None else None,
             iou_threshold=attrs.number("iou_threshold", low=0.0, high=1.0),
@@ -48,6 +53,16 @@ class Thresholds:
                 "allowed_labels": sorted(self.allowed_labels) if self.allowed_labels is not None else None,
                 "iou_threshold": self.iou_threshold, "class_agnostic_nms": self.class_agnostic_nms,
                 "max_detections": self.max_detections}
+
+    def with_defaults(self, min_confidence: float, iou_threshold: float | None, max_detections: int | None) -> Thresholds:
+        """These thresholds with every unset one replaced by the given default."""
+        return replace(
+            self,
+            default_minimum_confidence=(min_confidence if self.default_minimum_confidence is None
+                                        else self.default_minimum_confidence),
+            iou_threshold=iou_threshold if self.iou_threshold is None else self.iou_threshold,
+            max_detections=max_detections if self.max_detections is None else self.max_detections,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +79,9 @@ class VisionConfig:
     input_image_bgr: bool = False
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
-    resize_mode: str = "stretch"
+    resize_mode: str | None = None  # None: the model family's (letterbox for YOLO exports, else stretch)
+    output_layout: str = "auto"
+    max_candidates: int | None = None  # None: layouts.DEFAULT_MAX_CANDIDATES
     thresholds: Thresholds = field(default_factory=Thresholds)
     point_clouds: SegmentSettings = field(default_factory=SegmentSettings)  # GetObjectPointClouds
 
@@ -83,11 +100,16 @@ class VisionConfig:
             input_image_bgr=attrs.boolean("input_image_bgr"),
             mean=_three(attrs.numbers("input_image_mean_value", min_length=3)),
             std=_three(attrs.numbers("input_image_std_dev", min_length=3)),
-            resize_mode=attrs.choice("resize_mode", RESIZE_MODES, default="stretch"),
+            resize_mode=attrs.string("resize_mode") or None,
+            output_layout=attrs.choice("output_layout", OUTPUT_LAYOUT_CHOICES, default="auto"),
+            max_candidates=attrs.integer("max_candidates", low=1, high=1_000_000),
             thresholds=Thresholds.parse(attrs),
             point_clouds=_point_cloud_settings(attrs),
         )
         attrs.finish()
+        if config.resize_mode is not None and config.resize_mode not in RESIZE_MODES:
+            raise ConfigError(f"attribute 'resize_mode' must be one of {', '.join(RESIZE_MODES)} (or unset for the model "
+                              f"family's default), got {config.resize_mode!r}")
         check_normalization(config.mean, config.std)
         bad = sorted(set(config.remap_output_names.values()) - set(OUTPUT_ROLES))
         if bad:

@@ -12,7 +12,9 @@ from numpy.typing import NDArray
 from module.vision.boxes import boxes_to_original, looks_normalized, nms, to_xyxy
 from module.vision.config import Thresholds
 from module.vision.imaging import Letterbox
-from module.vision.plan import DetectorPlan, read_output
+from module.vision.layouts import Layout, decode
+from module.vision.layouts import nms as fast_nms
+from module.vision.plan import DetectorPlan, YoloPlan, read_output
 from module.vision.scores import dequantize, label_for, rule_of
 
 
@@ -72,6 +74,37 @@ def detections(outputs: Mapping[str, NDArray[Any]], plan: DetectorPlan, labels: 
     pixels = boxes_to_original(xyxy, normalized=normalized, model_size=model_size, letterbox=letterbox,
                                original_size=original_size)
     return _to_detections(pixels, scores[index], [id_names[j] for j in row_id[index]], original_size)
+
+
+def yolo_detections(outputs: Mapping[str, NDArray[Any]], plan: YoloPlan, layout: Layout, labels: tuple[str, ...],
+                    thresholds: Thresholds, *, max_candidates: int, model_size: tuple[int, int], letterbox: Letterbox,
+                    original_size: tuple[int, int]) -> list[Detection]:
+    """YOLO-family and end-to-end outputs -> Detections: score filter first (on the raw tensor), the best
+    ``max_candidates``, per-label thresholds, NMS unless the model did it, ``max_detections``, then the box mapping.
+
+    ``thresholds`` must have the family defaults filled in (``Thresholds.with_defaults``).
+    """
+    rule = rule_of(thresholds)
+    floor = min([rule.default, *rule.per_label.values()])
+    found = decode(layout, read_output(outputs, plan.output), plan.quant, input_size=model_size, min_score=floor,
+                   max_candidates=max_candidates)
+    if len(found):
+        ids, row_id = np.unique(found.classes, return_inverse=True)
+        id_names = [label_for(int(c), labels) for c in ids]
+        keep = np.flatnonzero(found.scores >= rule.minimums(id_names)[row_id])
+        found, row_id = found.take(keep), row_id[keep]
+    else:
+        id_names, row_id = [], np.zeros(0, np.intp)
+    limit = thresholds.max_detections or 0
+    if thresholds.iou_threshold is not None and len(found):
+        kept = fast_nms(found.boxes, found.scores, None if thresholds.class_agnostic_nms else found.classes,
+                        thresholds.iou_threshold, max_detections=limit)
+    else:
+        kept = np.arange(len(found))[: limit or None]  # already best first
+    found, row_id = found.take(kept), row_id[kept]
+    pixels = boxes_to_original(found.boxes, normalized=False, model_size=model_size, letterbox=letterbox,
+                               original_size=original_size)
+    return _to_detections(pixels, found.scores.astype(np.float64), [id_names[j] for j in row_id], original_size)
 
 
 def _to_detections(pixels: NDArray[np.float64], scores: NDArray[np.float64], names: list[str],

@@ -154,7 +154,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def to_model_input(
-    img: PIL.Image.Image, size: tuple[int, int] | None, *, letterbox: bool = False
+    img: PIL.Image.Image, size: tuple[int, int] | None, *, letterbox: bool = False, fill: int = 0,
+    center_crop: bool = False,
 ) -> tuple[NDArray[np.uint8], Letterbox]:
     """Decode, convert to RGB and resize an image for a model.
 
@@ -168,7 +169,12 @@ def to_model_input(
     Args:
         img: An image from :func:`open_image` (or any Pillow image).
         size: Target ``(width, height)``, or None to keep the image size.
-        letterbox: Keep the aspect ratio, centre the image and pad with 0 instead of stretching.
+        letterbox: Keep the aspect ratio, centre the image and pad with ``fill`` instead of stretching. The
+            content size is ``round(side * scale)`` and the left/top pad half the spare pixels rounded down, which
+            is Ultralytics' own rule (``round(d - 0.1)`` of half an integer).
+        fill: Grey level of the letterbox padding (Ultralytics pads with 114).
+        center_crop: Cut the largest centred region with the model's aspect ratio, then resize it (what Teachable
+            Machine's sample code does); boxes map back through the crop.
 
     Returns:
         The ``H x W x 3`` uint8 RGB array and the mapping from original to model pixels.
@@ -183,6 +189,8 @@ def to_model_input(
     target_w, target_h = int(size[0]), int(size[1])
     if target_w <= 0 or target_h <= 0:
         raise ValueError(f"target size must be positive, got {size}")
+    if center_crop:
+        return _center_crop(img, target_w, target_h)
     if letterbox:
         scale = min(target_w / orig_w, target_h / orig_h)
         content = (max(1, round(orig_w * scale)), max(1, round(orig_h * scale)))
@@ -197,9 +205,31 @@ def to_model_input(
     if not letterbox or content == (target_w, target_h):
         return pixels, Letterbox(scale_x, scale_y, 0.0, 0.0)
     pad_x, pad_y = (target_w - content[0]) // 2, (target_h - content[1]) // 2
-    canvas = np.zeros((target_h, target_w, 3), dtype=np.uint8)
+    canvas = np.full((target_h, target_w, 3), fill, dtype=np.uint8)
     canvas[pad_y : pad_y + content[1], pad_x : pad_x + content[0]] = pixels
     return canvas, Letterbox(scale_x, scale_y, float(pad_x), float(pad_y))
+
+
+def _center_crop(img: PIL.Image.Image, target_w: int, target_h: int) -> tuple[NDArray[np.uint8], Letterbox]:
+    """The centred region with the target's aspect ratio, resized to the target."""
+    orig_w, orig_h = img.size
+    if orig_w * target_h > orig_h * target_w:  # wider than the target: cut the sides
+        crop_w, crop_h = max(1, round(orig_h * target_w / target_h)), orig_h
+    else:
+        crop_w, crop_h = orig_w, max(1, round(orig_w * target_h / target_w))
+    x0, y0 = (orig_w - crop_w) // 2, (orig_h - crop_h) // 2
+    # Ask the decoder for a size whose crop region still covers the target (a draft never goes below it).
+    request = (max(1, -(-target_w * orig_w // crop_w)), max(1, -(-target_h * orig_h // crop_h)))
+    rgb, drafted = _load(img, request)
+    if drafted is None:
+        region = (float(x0), float(y0), float(x0 + crop_w), float(y0 + crop_h))
+    else:  # the reduced image covers the original with the box `drafted`
+        sx, sy = (drafted[2] - drafted[0]) / orig_w, (drafted[3] - drafted[1]) / orig_h
+        region = (drafted[0] + x0 * sx, drafted[1] + y0 * sy, drafted[0] + (x0 + crop_w) * sx,
+                  drafted[1] + (y0 + crop_h) * sy)
+    resized = rgb.resize((target_w, target_h), PIL.Image.Resampling.BILINEAR, box=region)
+    scale_x, scale_y = target_w / crop_w, target_h / crop_h
+    return _to_rgb_array(resized), Letterbox(scale_x, scale_y, -x0 * scale_x, -y0 * scale_y)
 
 
 def _load(

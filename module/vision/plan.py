@@ -1,8 +1,9 @@
-"""How a vision service uses a particular mlmodel: which input gets the image and which outputs mean what.
+"""How a vision service uses a particular mlmodel: which input gets the image, which layout its outputs have and
+what each output means, and the model family's pre- and post-processing defaults.
 
-Derived once per model (and again when the model is replaced) from its metadata and the service config:
-names first (``location``/``category``/``score``/``n_detections``/``probability``, after ``remap_output_names``),
-then the tensor shapes when names are missing (TFLite_Detection_PostProcess order: boxes, classes, scores, count).
+Derived once per model (and again when the model is replaced) from its metadata and the service config; the
+layout is chosen by :func:`module.vision.layouts.choose_layout` (attribute ``output_layout``, then what the file
+says: Ultralytics metadata and TFLite metadata names, then the graph's post-process op, then shapes).
 """
 
 from __future__ import annotations
@@ -19,15 +20,9 @@ from module.mlmodel.labels import read_label_file
 from module.mlmodel.types import ModelInfo, TensorInfo
 from module.vision.boxes import DEFAULT_BOX_ORDER
 from module.vision.config import VisionConfig
-from module.vision.tensorize import SUPPORTED_DTYPES, InputSpec
-
-# Names models use for each role (TFLite metadata of the COCO SSD says "locations", "classes", "scores").
-_ROLE_NAMES = {
-    "location": ("location", "locations", "boxes", "detection_boxes"),
-    "category": ("category", "categories", "classes", "detection_classes"),
-    "score": ("score", "scores", "detection_scores"),
-    "n_detections": ("n_detections", "number of detections", "num_detections", "count"),
-}
+from module.vision.families import FamilyDefaults, defaults_for
+from module.vision.layouts import DEFAULT_MAX_CANDIDATES, Layout, ModelHints, OutputTensor, Quantization, choose_layout
+from module.vision.tensorize import SUPPORTED_DTYPES, InputSpec, normalization_from_quantization
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,27 +50,87 @@ class ClassifierPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class YoloPlan:
+    """A YOLO-family or end-to-end detector: one output, decoded by :func:`module.vision.layouts.decode`."""
+
+    output: str
+    quant: Quantization
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     input_name: str
     input: InputSpec
-    detector: DetectorPlan | None
+    layout: Layout
+    family: FamilyDefaults
+    detector: DetectorPlan | None  # ssd layout
+    yolo: YoloPlan | None  # yolov8, yolov5, end2end layouts
     classifier: ClassifierPlan | None
     labels: tuple[str, ...]
+    resize_mode: str  # stretch, letterbox or center_crop: the attribute, else the family's
+    fill: int  # letterbox padding grey level
+    max_candidates: int
+
+    @property
+    def detects(self) -> bool:
+        return self.detector is not None or self.yolo is not None
 
 
 def make_plan(info: ModelInfo, config: VisionConfig) -> Plan:
-    """The plan for ``info``, or FailedPreconditionError explaining (with names and shapes) why it cannot be used."""
+    """The plan for ``info``.
+
+    Raises:
+        FailedPreconditionError: The model's input or outputs cannot be used (the message lists names and shapes).
+        ConfigError: A ``remap_output_names`` entry names no output, or a role the model's layout has not.
+    """
     image = _image_input(info, config)
-    outputs = {config.remap_output_names.get(t.name, t.name): t for t in info.outputs}
-    detector = _detector(info, outputs, config)
-    classifier = _classifier(info, outputs) if detector is None else None
-    if detector is None and classifier is None:
-        raise FailedPreconditionError(
-            f"mlmodel {config.mlmodel_name!r} fits neither a detector (outputs location [1,N,4] + score [1,N], "
-            f"optional category and n_detections) nor a classifier (output probability [1,C] or a single output). "
-            f"Its outputs are {_describe(info.outputs)}; name them with the attribute 'remap_output_names'.")
-    return Plan(input_name=image.name, input=_input_spec(image, config), detector=detector, classifier=classifier,
-                labels=_labels(info, config))
+    channels_first = _channels_first(image)
+    height, width = (image.shape[2], image.shape[3]) if channels_first else (image.shape[1], image.shape[2])
+    try:
+        layout = choose_layout(_output_tensors(info), _hints(info, (height, width)), forced=config.output_layout,
+                               remap=config.remap_output_names)
+    except FailedPreconditionError as exc:
+        raise FailedPreconditionError(f"mlmodel {config.mlmodel_name!r}: {exc}") from None
+    family = defaults_for(layout)
+    by_name = {t.name: t for t in info.outputs}
+    detector = _detector(layout, by_name, config) if layout.kind == "ssd" else None
+    yolo = None
+    if layout.kind in ("yolov8", "yolov5", "end2end"):
+        output = by_name[layout.roles["predictions"]]
+        quant = _quant(output)
+        yolo = YoloPlan(output=output.name, quant=Quantization(quant.scale, quant.zero_point))
+    classifier = None
+    if layout.kind == "classifier":
+        tensor = by_name[layout.roles["probability"]]
+        classifier = ClassifierPlan(probability=tensor.name, quant=_quant(tensor))
+    return Plan(input_name=image.name, input=_input_spec(image, config, family), layout=layout, family=family,
+                detector=detector, yolo=yolo, classifier=classifier, labels=_labels(info, config),
+                resize_mode=config.resize_mode or family.resize_mode, fill=family.fill,
+                max_candidates=config.max_candidates or DEFAULT_MAX_CANDIDATES)
+
+
+def _output_tensors(info: ModelInfo) -> list[OutputTensor]:
+    return [OutputTensor(t.name, tuple(t.shape), t.dtype, str(t.extra.get("postprocess_role") or ""))
+            for t in info.outputs]
+
+
+def _hints(info: ModelInfo, input_hw: tuple[int, int]) -> ModelHints:
+    """What the file says about itself, as the mlmodel reports it in its outputs' ``extra``."""
+    extra: Mapping[str, Any] = next((t.extra for t in info.outputs if "ultralytics_task" in t.extra), {})
+    kpt = extra.get("ultralytics_kpt_shape")
+    classes = extra.get("ultralytics_classes")
+    return ModelHints(
+        task=str(extra["ultralytics_task"]) if "ultralytics_task" in extra else None,
+        end2end=bool(extra["ultralytics_end2end"]) if "ultralytics_end2end" in extra else None,
+        kpt_shape=(int(kpt[0]), int(kpt[1])) if isinstance(kpt, (list, tuple)) and len(kpt) == 2 else None,
+        class_count=int(classes) if isinstance(classes, (int, float)) and classes > 0 else None,
+        ultralytics=bool(extra),
+        input_hw=input_hw if input_hw[0] > 0 and input_hw[1] > 0 else None,
+    )
+
+
+def _channels_first(tensor: TensorInfo) -> bool:
+    return tensor.shape[1] == 3 and tensor.shape[3] != 3
 
 
 def _image_input(info: ModelInfo, config: VisionConfig) -> TensorInfo:
@@ -93,13 +148,17 @@ def _image_input(info: ModelInfo, config: VisionConfig) -> TensorInfo:
     return tensor
 
 
-def _input_spec(tensor: TensorInfo, config: VisionConfig) -> InputSpec:
-    channels_first = tensor.shape[1] == 3 and tensor.shape[3] != 3
+def _input_spec(tensor: TensorInfo, config: VisionConfig, family: FamilyDefaults) -> InputSpec:
+    channels_first = _channels_first(tensor)
     height, width = (tensor.shape[2], tensor.shape[3]) if channels_first else (tensor.shape[1], tensor.shape[2])
-    # Each of mean and std: the config's, else the model metadata's, else the default (in tensorize).
-    mean = config.mean or _from_metadata(tensor, "normalization_mean")
-    std = config.std or _from_metadata(tensor, "normalization_std")
     quant = _quant(tensor)
+    # Each of mean and std: the config's, else the family's (YOLO: RGB / 255), else the model metadata's, else what
+    # a quantised input's own range implies, else the default (in tensorize).
+    implied = normalization_from_quantization(tensor.dtype, quant.scale, quant.zero_point) if tensor.dtype == "int8" else None
+    mean = (config.mean or family.mean or _from_metadata(tensor, "normalization_mean")
+            or (implied[0] if implied else None))
+    std = (config.std or family.std or _from_metadata(tensor, "normalization_std")
+           or (implied[1] if implied else None))
     return InputSpec(height=height if height > 0 else None, width=width if width > 0 else None,
                      channels_first=channels_first, dtype=np.dtype(tensor.dtype), scale=quant.scale,
                      zero_point=quant.zero_point, mean=mean, std=std, bgr=config.input_image_bgr)
@@ -117,49 +176,17 @@ def _rgb(values: list[float]) -> tuple[float, float, float]:
     return (values[0], values[0], values[0]) if len(values) == 1 else (values[0], values[1], values[2])
 
 
-def _detector(info: ModelInfo, outputs: dict[str, TensorInfo], config: VisionConfig) -> DetectorPlan | None:
-    location, category, score, count = (_role(outputs, role) for role in ("location", "category", "score", "n_detections"))
-    if location is None or score is None:
-        location, category, score, count = _by_shape(info.outputs)
-    if location is None or score is None:
-        return None
+def _detector(layout: Layout, by_name: Mapping[str, TensorInfo], config: VisionConfig) -> DetectorPlan:
+    roles = layout.roles
+    location = by_name[roles["location"]]
+    score = by_name[roles["score"]]
     meta_order = location.extra.get("boxOrder")
     order = config.box_order or (tuple(int(v) for v in meta_order) if meta_order else DEFAULT_BOX_ORDER)
     units = location.extra.get("box_coordinate_type")
-    return DetectorPlan(location=location.name, score=score.name, category=category.name if category else None,
-                        count=count.name if count else None, box_order=tuple(order),
+    return DetectorPlan(location=location.name, score=score.name, category=roles.get("category"),
+                        count=roles.get("n_detections"), box_order=tuple(order),
                         normalized={"ratio": True, "pixel": False}.get(str(units)), score_quant=_quant(score),
                         location_quant=_quant(location))
-
-
-def _role(outputs: dict[str, TensorInfo], role: str) -> TensorInfo | None:
-    return next((outputs[name] for name in _ROLE_NAMES[role] if name in outputs), None)
-
-
-def _by_shape(tensors: tuple[TensorInfo, ...]) -> tuple[TensorInfo | None, ...]:
-    """Guess detector roles from shapes: [1,N,4] boxes, [1] count, then [1,N] classes and scores in that order."""
-    boxes = [t for t in tensors if len(t.shape) == 3 and t.shape[-1] == 4]
-    counts = [t for t in tensors if len(t.shape) == 1 and t.shape[0] in (1, -1)]
-    flat = [t for t in tensors if len(t.shape) == 2]
-    class_scores = [t for t in tensors if len(t.shape) == 3 and t.shape[-1] != 4]
-    if len(boxes) != 1:
-        return None, None, None, None
-    count = counts[0] if len(counts) == 1 else None
-    if len(flat) == 2:
-        ints = [t for t in flat if t.dtype.startswith(("int", "uint"))]
-        category = ints[0] if len(ints) == 1 else flat[0]
-        score = flat[1] if category is flat[0] else flat[0]
-        return boxes[0], category, score, count
-    if len(flat) == 1:
-        return boxes[0], None, flat[0], count  # scores only: every box is class 0
-    if len(class_scores) == 1:
-        return boxes[0], None, class_scores[0], count
-    return None, None, None, None
-
-
-def _classifier(info: ModelInfo, outputs: dict[str, TensorInfo]) -> ClassifierPlan | None:
-    tensor = outputs.get("probability") or (info.outputs[0] if len(info.outputs) == 1 else None)
-    return None if tensor is None else ClassifierPlan(probability=tensor.name, quant=_quant(tensor))
 
 
 def _quant(tensor: TensorInfo) -> Quant:

@@ -146,7 +146,7 @@ def label_for(index: int, labels: Sequence[str]) -> str:
 def rule_of(thresholds: Thresholds) -> ConfidenceRule:
     # Scores are float32 (model outputs, dequantised values, softmax): compare the thresholds at that precision, or a
     # score of 0.7 (float32 0.69999999) would fail default_minimum_confidence 0.7 although "score >= value" is kept.
-    return ConfidenceRule(default=_f32(thresholds.default_minimum_confidence),
+    return ConfidenceRule(default=_f32(thresholds.default_minimum_confidence or 0.0),
                           per_label={label: _f32(v) for label, v in thresholds.label_confidences.items()},
                           allow=thresholds.allowed_labels)
 

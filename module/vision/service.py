@@ -19,7 +19,7 @@ from module.resource.attributes import Attributes
 from module.resource.registry import ResourceContext
 from module.vision.classifications import Classification, class_probabilities, class_table, classifications
 from module.vision.config import Thresholds, VisionConfig
-from module.vision.detections import Detection, detections
+from module.vision.detections import Detection, detections, yolo_detections
 from module.vision.imaging import open_image, to_model_input
 from module.vision.model_source import ModelSource
 from module.vision.objects3d import Box2D, Intrinsics, Object3D, segment_objects
@@ -72,6 +72,7 @@ class VisionService:
         self._plan_lock = threading.Lock()
         self._plan_for: tuple[weakref.ref[Any], Plan] | None = None
         self._class_table_for: tuple[Plan, Thresholds, ClassTable] | None = None
+        self._effective_for: tuple[Plan, Thresholds, Thresholds] | None = None
         self.stats = StageStats()
         self._cloud_reader: concurrent.futures.ThreadPoolExecutor | None = None  # made on the first 3D call
         self._cloud_reader_lock = threading.Lock()
@@ -93,7 +94,20 @@ class VisionService:
         with self._plan_lock:
             plan = self._source.call(model, lambda m: make_plan(m.metadata(), self.config))
             self._plan_for = (weakref.ref(model), plan)  # weak: a replaced model is not kept alive by its plan
+            self._log.info("mlmodel %r: %s layout (%s)%s", self.config.mlmodel_name, plan.layout.kind,
+                           plan.layout.reason, f"; {plan.layout.note}" if plan.layout.note else "")
             return plan
+
+    def _effective(self, plan: Plan) -> Thresholds:
+        """The current thresholds with the model family's defaults for the unset ones (cached per plan/thresholds)."""
+        thresholds = self._thresholds
+        cached = self._effective_for
+        if cached is None or cached[0] is not plan or cached[1] is not thresholds:
+            family = plan.family
+            cached = (plan, thresholds, thresholds.with_defaults(family.min_confidence, family.iou_threshold,
+                                                                 family.max_detections))
+            self._effective_for = cached
+        return cached[2]
 
     # --- calls -----------------------------------------------------------------------------------------------------
 
@@ -116,7 +130,7 @@ class VisionService:
         """One frame, and whichever results were asked for and this model supports (others are skipped). 3D objects
         come from that frame's detections and the camera's point cloud, read alongside."""
         plan = self._plan(self._source.get())
-        if want_objects and plan.detector is not None:
+        if want_objects and plan.detects:
             name = self._camera_name(camera)
 
             def capture(deadline: float) -> Capture:
@@ -127,7 +141,7 @@ class VisionService:
             return replace(two_d, detections=two_d.detections if want_detections else None,
                            objects=self._objects(name, two_d.detections or [], cloud, intrinsics))
         frame = self.frame(camera, timeout)
-        dets = self.detections(frame.data, frame.mime_type) if want_detections and plan.detector else None
+        dets = self.detections(frame.data, frame.mime_type) if want_detections and plan.detects else None
         cls = self.classifications(frame.data, frame.mime_type) if want_classifications and plan.classifier else None
         return Capture(frame=frame, detections=dets, classifications=cls)
 
@@ -239,8 +253,8 @@ class VisionService:
     def properties(self) -> Properties:
         plan = self._plan(self._source.get())
         return Properties(classifications_supported=plan.classifier is not None,
-                          detections_supported=plan.detector is not None, default_camera=self.config.camera_name,
-                          object_point_clouds_supported=plan.detector is not None)
+                          detections_supported=plan.detects, default_camera=self.config.camera_name,
+                          object_point_clouds_supported=plan.detects)
 
     # --- pipeline --------------------------------------------------------------------------------------------------
 
@@ -252,7 +266,8 @@ class VisionService:
                 image = open_image(data, mime_type)
                 original = image.size
             with self.stats.time("preprocess"):
-                rgb, letterbox = to_model_input(image, plan.input.size, letterbox=self.config.resize_mode == "letterbox")
+                rgb, letterbox = to_model_input(image, plan.input.size, letterbox=plan.resize_mode == "letterbox",
+                                                fill=plan.fill, center_crop=plan.resize_mode == "center_crop")
                 tensor = image_to_tensor(rgb, plan.input)
             with self.stats.time("infer"):
                 outputs = self._source.call(model, lambda m: m.infer({plan.input_name: tensor}))
@@ -264,12 +279,16 @@ class VisionService:
             raise
 
     def _detect(self, outputs: Mapping[str, Any], plan: Plan, geometry: tuple[Any, ...]) -> list[Detection]:
+        model_size, letterbox, original = geometry
+        if plan.yolo is not None:
+            return yolo_detections(outputs, plan.yolo, plan.layout, plan.labels, self._effective(plan),
+                                   max_candidates=plan.max_candidates, model_size=model_size, letterbox=letterbox,
+                                   original_size=original)
         if plan.detector is None:
             raise FailedPreconditionError(f"mlmodel {self.config.mlmodel_name!r} is a classifier, not a detector: "
                                           "use GetClassifications")
-        model_size, letterbox, original = geometry
-        return detections(outputs, plan.detector, plan.labels, self._thresholds, model_size=model_size,
-                                  letterbox=letterbox, original_size=original)
+        return detections(outputs, plan.detector, plan.labels, self._effective(plan), model_size=model_size,
+                          letterbox=letterbox, original_size=original)
 
     def _classify(self, outputs: Mapping[str, Any], plan: Plan, n: int) -> list[Classification]:
         if plan.classifier is None:
@@ -281,7 +300,7 @@ class VisionService:
     def _class_table(self, plan: Plan, count: int) -> ClassTable:
         """The table for this plan, the current thresholds and ``count`` classes, rebuilt only when one changes
         (racing callers may each build one; the last one stored wins, all are equal)."""
-        thresholds = self._thresholds
+        thresholds = self._effective(plan)
         cached = self._class_table_for
         if cached is None or cached[0] is not plan or cached[1] is not thresholds or len(cached[2].names) != count:
             cached = (plan, thresholds, class_table(plan.labels, thresholds, count))
@@ -311,18 +330,28 @@ class VisionService:
     def _effective_config(self) -> dict[str, Any]:
         plan = self._plan(self._source.get())
         detector = plan.detector
+        outputs: dict[str, Any]
+        if detector:
+            outputs = {"location": detector.location, "score": detector.score, "category": detector.category,
+                       "n_detections": detector.count, "box_order": list(detector.box_order),
+                       "normalized": detector.normalized}
+        elif plan.yolo:
+            outputs = {"predictions": plan.yolo.output, "max_candidates": plan.max_candidates}
+        else:
+            outputs = {"probability": plan.classifier.probability if plan.classifier else None}
         return {
             "mlmodel_name": self.config.mlmodel_name, "mlmodel_location": self._source.location(),
-            "camera_name": self.config.camera_name, "resize_mode": self.config.resize_mode,
+            "camera_name": self.config.camera_name, "resize_mode": plan.resize_mode,
+            "layout": plan.layout.describe(), "family": plan.family.family,
             "input": {"name": plan.input_name, "dtype": plan.input.dtype.name, "width": plan.input.width,
                       "height": plan.input.height, "channels_first": plan.input.channels_first, "bgr": plan.input.bgr},
-            "role": "detector" if detector else "classifier",
-            "outputs": ({"location": detector.location, "score": detector.score, "category": detector.category,
-                         "n_detections": detector.count, "box_order": list(detector.box_order),
-                         "normalized": detector.normalized} if detector else
-                        {"probability": plan.classifier.probability if plan.classifier else None}),
+            "input_normalization": {"mean": list(plan.input.mean) if plan.input.mean else None,
+                                    "std": list(plan.input.std) if plan.input.std else None,
+                                    "scale": plan.input.scale, "zero_point": plan.input.zero_point},
+            "role": "detector" if plan.detects else "classifier",
+            "outputs": outputs,
             "labels": len(plan.labels),
-            "thresholds": self._thresholds.as_dict(),
+            "thresholds": self._effective(plan).as_dict(),
         }
 
     def status(self) -> dict[str, Any]:

@@ -80,10 +80,11 @@ def image_to_tensor(rgb: NDArray[np.uint8], spec: InputSpec) -> NDArray[np.gener
 
     * uint8: the pixels as they are (mean/std ignored, like Viam).
     * float16/32/64: ``(v/255 - mean) / std``, default mean = std = 0.5 (range [-1, 1]); computed in float32.
-    * int8 with mean/std given: ``real = (v/255 - mean) / std``, then
-      ``q = clip(round(real / scale + zero_point), -128, 127)``; needs a non-zero input scale.
-    * int8 without mean/std: ``q = v - 128`` (the input quantisation is assumed to cover the pixel range; this is
-      what ``round((v/255) / 0.003921569 - 128)`` gives for the VWW reference model).
+    * int8: ``real = (v/255 - mean) / std``, then ``q = clip(round(real / scale + zero_point))``, so any input
+      scale and zero point are honoured (an odd-scale YOLO file needs that; ``v - 128`` is right only for scale
+      1/255 and zero point -128). Without mean/std, the range the input's quantisation covers decides (0..1,
+      -1..1 or 0..255, :func:`normalization_from_quantization`), else the default 0.5 / 0.5.
+    * int8 without a quantisation scale (nothing known) and no mean/std: ``q = v - 128``.
 
     Args:
         rgb: ``H x W x 3`` uint8 pixels, already at the model size when it is fixed.
@@ -111,7 +112,7 @@ def image_to_tensor(rgb: NDArray[np.uint8], spec: InputSpec) -> NDArray[np.gener
         gain, offset = _affine(spec.mean, spec.std)
         out = _apply_affine(pixels, gain, offset, dtype)
     elif dtype == np.int8:
-        if spec.mean is None and spec.std is None:
+        if spec.scale == 0 and spec.mean is None and spec.std is None:
             out = np.bitwise_xor(pixels, np.uint8(128)).view(np.int8)  # == v - 128, without a widening copy
         else:
             if spec.scale == 0:
@@ -119,7 +120,11 @@ def image_to_tensor(rgb: NDArray[np.uint8], spec: InputSpec) -> NDArray[np.gener
                     "int8 model input has no quantisation scale, so input_image_mean_value / input_image_std_dev "
                     "cannot be applied; remove them to feed pixel - 128"
                 )
-            gain, offset = _affine(spec.mean, spec.std)
+            mean, std = spec.mean, spec.std
+            if mean is None and std is None:
+                implied = normalization_from_quantization("int8", spec.scale, spec.zero_point)
+                mean, std = implied if implied is not None else (None, None)
+            gain, offset = _affine(mean, std)
             inv = np.float32(1.0 / spec.scale)
             real = _apply_affine(pixels, gain * inv, offset * inv + np.float32(spec.zero_point), np.dtype(np.float32))
             out = np.clip(np.rint(real, out=real), -128, 127, out=real).astype(np.int8)
@@ -149,3 +154,29 @@ def _apply_affine(
     work *= gain
     work += offset
     return work if np.dtype(dtype) == np.float32 else work.astype(dtype)
+
+
+_INT_RANGES: Final = {"int8": (-128, 127), "uint8": (0, 255)}
+_RANGE_NORMALIZATIONS: Final = (
+    ((0.0, 1.0), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),                            # v / 255
+    ((-1.0, 1.0), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),              # v / 127.5 - 1
+    ((0.0, 255.0), (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255)),       # v
+)
+
+
+def normalization_from_quantization(dtype: str, scale: float, zero_point: int
+                                    ) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
+    """The input normalisation a quantised input's own range implies, when it is one of the usual three.
+
+    An int8 input with (1/255, -128) covers real values 0..1, so the model was calibrated on ``v / 255``; (2/255, 0)
+    covers -1..1 (``v / 127.5 - 1``); (1, -128) covers 0..255 (raw pixels). Other ranges say nothing (None).
+    """
+    if dtype not in _INT_RANGES or scale <= 0:
+        return None
+    qmin, qmax = _INT_RANGES[dtype]
+    low, high = (qmin - zero_point) * scale, (qmax - zero_point) * scale
+    for (want_low, want_high), mean, std in _RANGE_NORMALIZATIONS:
+        span = want_high - want_low
+        if abs(low - want_low) <= 0.03 * span and abs(high - want_high) <= 0.03 * span:
+            return mean, std
+    return None

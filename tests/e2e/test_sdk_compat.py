@@ -47,6 +47,7 @@ from module.vision.config import VisionConfig
 from module.vision.pcd import read_pcd
 from module.vision.service import VisionService
 from module.vision.servicer import classification_to_proto, detection_to_proto, object_to_proto
+from tests.support import families_reference as ref
 from tests.support.json_arrays import array_from_json, array_to_json, b64
 
 pytestmark = pytest.mark.timeout(900)
@@ -58,6 +59,17 @@ SCRIPT = Path(__file__).parents[1] / "support" / "sdk_client_script.py"
 SSD = "models/coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite"
 CLASSIFIER = "models/mobilenet_v2_1.0_224_quant.tflite"
 CAT, PARROT, PETS, BURGER = "images/cat.bmp", "images/parrot.jpg", "images/pets.jpg", "images/burger.jpg"
+FACE = "images/face.jpg"
+# Model families (v2 test data) served zero-config: mlmodel name -> file. Each gets a vision service "fam-<name>".
+FAMILIES = {
+    "v8": "yolov8n_int8_dynamic_640_coco80.tflite",             # float I/O, names from temp_meta.txt
+    "v11": "yolo11n_full_integer_quant_640_coco80.tflite",      # int8 in and out
+    "v5": "yolov5n_int8_640_coco80.tflite",                     # uint8 in and out, no names
+    "e2e": "yolo26n_int8_320_coco80.tflite",                    # end-to-end [1, 300, 6]
+    "nchw": "yolo_custom_int8_nchw_640_shuttlecock_1class.tflite",  # channels-first input
+    "ssd2": "ssd_tf2_mobilenet_v2_fpnlite_320_float_metadata_11class.tflite",  # TF2 output order
+}
+FAMILY_CLASSIFIER = ("tm", "teachable_machine_float_224_cats_dogs.tflite")
 PASSTHROUGH = {  # dtype -> values that exercise the edges of its wire encoding (sign, width, fixed32 packing)
     "int8": [-128, -1, 0, 1, 127], "uint8": [0, 1, 128, 254, 255],
     "int16": [-32768, -3, 0, 3, 32767], "uint16": [0, 1, 255, 256, 65535],
@@ -161,6 +173,13 @@ def plan(world: World) -> list[dict[str, Any]]:
         add(f"{service}.get_properties", "vision", "get_properties", service)
         add(f"{service}.capture_all", "vision", "capture_all_from_camera", service, camera="cam")
         add(f"{service}.get_config", "vision", "do_command", service, command={"command": "get_config"})
+    for key in FAMILIES:
+        for image_path in (PETS, FACE):
+            add(f"fam-{key}.get_detections.{image_path}", "vision", "get_detections", f"fam-{key}",
+                image=image_spec((td / image_path).read_bytes(), "image/jpeg"))
+        add(f"fam-{key}.get_config", "vision", "do_command", f"fam-{key}", command={"command": "get_config"})
+    add("fam-tm.get_classifications", "vision", "get_classifications", "fam-tm",
+        image=image_spec((td / PETS).read_bytes(), "image/jpeg"), count=2)
     add("clf.get_detections", "vision", "get_detections", "clf", image=image_spec(parrot, "image/jpeg"))
     add("det.unknown_command", "vision", "do_command", "det", command={"command": "self_destruct"})
     add("det.set_thresholds", "vision", "do_command", "det",
@@ -170,7 +189,8 @@ def plan(world: World) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def world(sdk_python: Path) -> Iterator[World]:
-    td = require_testdata(SSD, CLASSIFIER, CAT, PARROT, PETS, BURGER)
+    family_files = [f"models/{f}" for f in (*FAMILIES.values(), FAMILY_CLASSIFIER[1])]
+    td = require_testdata(SSD, CLASSIFIER, CAT, PARROT, PETS, BURGER, FACE, *family_files)
     directory = short_tempdir()
     parent = FakeParent(os.path.join(directory, "parent.sock"))
     parent.cameras["cam"] = CameraFrame((td / PETS).read_bytes(), "image/jpeg")
@@ -189,6 +209,8 @@ def world(sdk_python: Path) -> Iterator[World]:
             path = os.path.join(directory, f"pass-{dtype}.tflite")
             Path(path).write_bytes(passthrough_model(dtype, (1, 5)))
             configs[f"pass-{dtype}"] = {"model_path": path, "pool_size": 1}
+        for key, file in (*FAMILIES.items(), FAMILY_CLASSIFIER):
+            configs[key] = {"model_path": str(td / "models" / file), "pool_size": 1}  # zero-config: only the file
         resources = w.resources
         with pytest.MonkeyPatch.context() as env:
             # Embedded label files are extracted under $VIAM_MODULE_DATA: use the module's, so paths compare equal.
@@ -197,7 +219,8 @@ def world(sdk_python: Path) -> Iterator[World]:
                 module.add(name, MLMODEL, attrs)
                 w.local_models[name] = TFLiteModel(TFLiteConfig.parse(attrs), name=name)
                 resources.put(MLMODEL_API, name, w.local_models[name])
-        visions = {"det": {"mlmodel_name": "ssd", "camera_name": "cam"}, "clf": {"mlmodel_name": "cls"}}
+        visions = {"det": {"mlmodel_name": "ssd", "camera_name": "cam"}, "clf": {"mlmodel_name": "cls"},
+                   **{f"fam-{key}": {"mlmodel_name": key} for key in (*FAMILIES, FAMILY_CLASSIFIER[0])}}
         for name, attrs in visions.items():
             module.add(name, VISION, attrs, (f"rdk:service:mlmodel/{attrs['mlmodel_name']}",))
             context = ResourceContext(name=name, dependencies=(), resources=resources, parent=lambda: local_parent)
@@ -387,3 +410,28 @@ def test_do_command_set_thresholds_and_errors(world: World) -> None:
     assert unknown["status"] == "INVALID_ARGUMENT" and "self_destruct" in unknown["message"]
     wrong_kind = world.error("clf.get_detections")
     assert wrong_kind["status"] == "FAILED_PRECONDITION"
+
+
+# --- model families (v2), zero-config, through the module process, its socket and the SDK -----------------------------
+
+@pytest.mark.parametrize("key", sorted(FAMILIES))
+def test_model_families_through_the_sdk(world: World, key: str) -> None:
+    reference = ref.load(world.testdata)[FAMILIES[key]]
+    for image_path in (PETS, FACE):
+        got = detections(world.result(f"fam-{key}.get_detections.{image_path}")["protos"])
+        data = (world.testdata / image_path).read_bytes()
+        assert got == [detection_to_proto(d) for d in world.local_vision[f"fam-{key}"].detections(data, "image/jpeg")]
+        expected = ref.reference_boxes(reference["images"][image_path.split("/")[1]])
+        if key == "v5":  # no names in the file and none configured: class ids as text
+            expected = [ref.Box(str(d["class_id"]), b.score, b.xyxy)
+                        for d, b in zip(reference["images"][image_path.split("/")[1]]["detections"], expected)]
+        ours = [ref.Box(d.class_name, d.confidence, (d.x_min, d.y_min, d.x_max, d.y_max)) for d in got]
+        assert not ref.detection_problems(FAMILIES[key], ours, expected), (image_path, ours)
+    config = world.result(f"fam-{key}.get_config")["result"]
+    assert as_json(config) == as_json(world.local_vision[f"fam-{key}"].do_command({"command": "get_config"}))
+    assert config["layout"]["layout"] == {"v5": "yolov5", "e2e": "end2end", "ssd2": "ssd"}.get(key, "yolov8")
+
+
+def test_teachable_machine_through_the_sdk(world: World) -> None:
+    got = classifications(world.result("fam-tm.get_classifications")["protos"])
+    assert [(c.class_name, round(c.confidence, 3)) for c in got][:1] == [("1", 0.996)]  # Dogs; no label file given

@@ -455,3 +455,21 @@ def test_real_classifier_matches_the_reference(module: Module, model: str, label
     if minimum is not None:
         assert found[0].confidence >= minimum
     assert [c.confidence for c in found] == sorted((c.confidence for c in found), reverse=True)
+
+
+def test_unsupported_layout_and_bad_remap_are_refused_at_add_resource(module: Module) -> None:
+    """Through AddResource: an output layout the service cannot read is FAILED_PRECONDITION listing the outputs and
+    the supported layouts; a remap_output_names entry naming no output is INVALID_ARGUMENT naming the entry."""
+    module.mlmodel("heat", model_factory.yolo_model(np.zeros((1, 7, 7, 5)), output_name="heatmap"))
+    err = rpc_error(lambda: module.service("vheat", "heat"))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
+    assert "'heatmap' float32 [1, 7, 7, 5]" in err.details() and "yolov8" in err.details()
+    rows = np.zeros((84, 84))  # a 64 x 64 YOLOv8 head: 8x8 + 4x4 + 2x2 = 84 anchors
+    module.mlmodel("yolo", model_factory.yolo_model(rows[None]))
+    err = rpc_error(lambda: module.service("vyolo", "yolo", remap_output_names={"detection_boxes": "location"}))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "'detection_boxes'" in err.details()
+    module.service("vyolo", "yolo")  # zero-config it is served
+    reply = module.vision.DoCommand(common_pb2.DoCommandRequest(name="vyolo", command=dict_to_struct(
+        {"command": "get_config"})), timeout=30)
+    assert struct_to_dict(reply.result)["layout"]["layout"] == "yolov8"
+    assert_still_serving(module)

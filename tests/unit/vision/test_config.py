@@ -24,9 +24,9 @@ def test_minimal_config_has_viam_defaults() -> None:
     assert config.box_order is None  # decided later: metadata, then the SSD default
     assert config.input_image_bgr is False
     assert config.mean is None and config.std is None  # decided later: metadata, then 0.5/0.5
-    assert config.resize_mode == "stretch"  # like Viam
+    assert config.resize_mode is None  # the model family decides: stretch (like Viam) unless a YOLO export
     thresholds = config.thresholds
-    assert thresholds.default_minimum_confidence == 0.0  # Viam: 0 = no filter
+    assert thresholds.default_minimum_confidence is None  # unset: the family default (Viam: 0 = no filter; YOLO 0.25)
     assert dict(thresholds.label_confidences) == {}
     assert thresholds.allowed_labels is None
     assert thresholds.iou_threshold is None  # no NMS unless asked for

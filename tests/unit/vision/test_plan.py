@@ -326,7 +326,22 @@ def test_int8_input_quantization_is_kept() -> None:
     image = tensor("image", (1, 96, 96, 3), "int8", scale=0.003921569, zero_point=-128)
     spec = plan_of(info([tensor("probability", (1, 2), "int8")], [image])).input
     assert spec.dtype == np.int8 and spec.zero_point == -128 and spec.scale == pytest.approx(0.003921569)
-    assert spec.mean is None and spec.std is None  # pixel - 128
+    # Its range (1/255, -128) covers 0..1: the pixel / 255, quantised with that scale and zero point (= pixel - 128).
+    assert spec.mean == (0.0, 0.0, 0.0) and spec.std == (1.0, 1.0, 1.0)
+    pixels = np.resize(np.arange(256, dtype=np.uint8), (96, 96, 3))  # every grey level
+    from module.vision.tensorize import image_to_tensor
+    np.testing.assert_array_equal(image_to_tensor(pixels, spec)[0], pixels.astype(np.int16) - 128)
+
+
+def test_int8_input_with_an_odd_range_is_quantised_with_its_own_scale() -> None:
+    image = tensor("image", (1, 640, 640, 3), "int8", scale=0.018658448, zero_point=-14)
+    yolo = tensor("Identity", (1, 84, 8400), "int8", scale=0.0039860238, zero_point=-128, ultralytics_task="detect",
+                  ultralytics_classes=80)
+    spec = plan_of(info([yolo], [image])).input
+    assert spec.mean == (0.0, 0.0, 0.0) and spec.std == (1.0, 1.0, 1.0)  # the YOLO family's RGB / 255
+    from module.vision.tensorize import image_to_tensor
+    got = image_to_tensor(np.full((640, 640, 3), 255, np.uint8), spec)
+    assert int(got.max()) == round(1.0 / 0.018658448 - 14) == 40  # not 255 - 128
 
 
 # --- labels ----------------------------------------------------------------------------------------------------------

@@ -157,3 +157,14 @@ def test_does_not_modify_input() -> None:
     for dtype in (np.uint8, np.int8, np.float32):
         image_to_tensor(rgb, spec(dtype, bgr=True))
     np.testing.assert_array_equal(rgb, before)
+
+
+def test_int8_without_mean_std_uses_the_range_its_quantisation_covers() -> None:
+    pixels = np.array([[[0, 127, 255]]], np.uint8)
+    minus_one_to_one = InputSpec(height=1, width=1, channels_first=False, dtype=np.int8, scale=1 / 127.5, zero_point=0)
+    # v / 127.5 - 1, quantised with scale 1/127.5 and zero point 0: v - 127.5, rounded half to even.
+    assert image_to_tensor(pixels, minus_one_to_one).reshape(-1).tolist() == [-128, 0, 127]
+    odd = InputSpec(height=1, width=1, channels_first=False, dtype=np.int8, scale=0.018658448, zero_point=-14)
+    # An odd range says nothing: the default [-1, 1], quantised with the input's own scale, never v - 128.
+    expected = np.clip(np.rint((pixels / 127.5 - 1) / 0.018658448 - 14), -128, 127).reshape(-1).tolist()
+    assert image_to_tensor(pixels, odd).reshape(-1).tolist() == expected == [-68, -14, 40]
