@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import queue
-from collections.abc import Iterable, Iterator
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
 from module import call_state
@@ -14,24 +16,46 @@ T = TypeVar("T")
 _WAIT_SLICE_S: Final = 0.05  # how often a waiting caller checks whether its call is still wanted
 
 
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """A snapshot: items leased now, callers waiting now, and callers that gave up (abandoned) since the start."""
+
+    size: int
+    busy: int
+    queued: int
+    gave_up: int
+
+
+class _Waiter(Generic[T]):
+    __slots__ = ("item",)
+
+    def __init__(self) -> None:
+        self.item: T | None = None
+
+
 class Pool(Generic[T]):
-    """Hands out items one caller at a time; callers beyond the pool size wait for a free item.
+    """Hands out items one caller at a time; callers beyond the pool size wait for a free item, first come first
+    served (a released item goes straight to the longest waiter, so no caller can be overtaken for ever).
 
     A caller whose call is abandoned (module/call_state.py: the client cancelled, or the deadline passed) stops
-    waiting, and one that gets an item only after that gives it straight back: the interpreter goes to a call
-    that still wants a result instead of running for nobody.
+    waiting, and one that gets an item only after that gives it straight back (to the next waiter): the
+    interpreter goes to a call that still wants a result instead of running for nobody.
 
     ``close()`` fails nobody: a call that looked the model up just before it was replaced or removed still leases
     and finishes on it (calls in flight finish on the resource they started on, module/lifecycle.py). The items
     are freed with the model object, as soon as the last such call lets go of it.
+
+    ``abandoned`` says whether the calling thread's call is still wanted (call_state.abandoned; a test passes its
+    own).
     """
 
-    def __init__(self, items: Iterable[T]) -> None:
-        self._free: queue.SimpleQueue[T] = queue.SimpleQueue()
-        self.size = 0
-        for item in items:
-            self._free.put(item)
-            self.size += 1
+    def __init__(self, items: Iterable[T], *, abandoned: Callable[[], bool] = call_state.abandoned) -> None:
+        self._free: deque[T] = deque(items)
+        self.size = len(self._free)
+        self._waiters: deque[_Waiter[T]] = deque()
+        self._changed = threading.Condition(threading.Lock())
+        self._abandoned = abandoned
+        self._gave_up = 0
         self.closed = False
 
     @contextmanager
@@ -40,21 +64,60 @@ class Pool(Generic[T]):
         try:
             yield item
         finally:
-            self._free.put(item)
+            self._release(item)
+
+    def stats(self) -> PoolStats:
+        with self._changed:
+            return self._stats_locked()
+
+    def wait_until(self, predicate: Callable[[PoolStats], bool], timeout: float) -> bool:
+        """Block until ``predicate(stats)`` holds (re-checked on every change of the pool) or ``timeout`` passes."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self._stats_locked()), timeout)
+
+    def _stats_locked(self) -> PoolStats:
+        return PoolStats(size=self.size, busy=self.size - len(self._free), queued=len(self._waiters),
+                         gave_up=self._gave_up)
 
     def _acquire(self) -> T:
-        while True:
-            try:
-                item = self._free.get(timeout=_WAIT_SLICE_S)
-            except queue.Empty:
-                if call_state.abandoned():
+        with self._changed:
+            if self._abandoned():
+                self._give_up_locked()
+                raise CancelledError("the call was cancelled or its deadline passed before it reached an interpreter")
+            if self._free and not self._waiters:
+                return self._free.popleft()
+            waiter: _Waiter[T] = _Waiter()
+            self._waiters.append(waiter)
+            self._changed.notify_all()
+            while waiter.item is None:
+                self._changed.wait(_WAIT_SLICE_S)
+                if waiter.item is None and self._abandoned():
+                    self._waiters.remove(waiter)
+                    self._give_up_locked()
                     raise CancelledError("the call was cancelled or its deadline passed while it waited for a free "
-                                         "interpreter") from None
-                continue
-            if call_state.abandoned():
-                self._free.put(item)
-                raise CancelledError("the call was cancelled or its deadline passed before an interpreter was free")
-            return item
+                                         "interpreter")
+            item = waiter.item
+        if self._abandoned():
+            self._release(item)
+            with self._changed:
+                self._give_up_locked()
+            raise CancelledError("the call was cancelled or its deadline passed before an interpreter was free")
+        return item
+
+    def _give_up_locked(self) -> None:
+        self._gave_up += 1
+        self._changed.notify_all()
+
+    def _release(self, item: T) -> None:
+        with self._changed:
+            self._release_locked(item)
+
+    def _release_locked(self, item: T) -> None:
+        if self._waiters:
+            self._waiters.popleft().item = item  # hand over: busy count unchanged, one waiter fewer
+        else:
+            self._free.append(item)
+        self._changed.notify_all()
 
     def close(self) -> None:
         """Mark the pool out of service (see the class docstring: leases keep working)."""

@@ -16,6 +16,9 @@ from numpy.typing import NDArray
 from module.vision.config import Thresholds
 
 _PROBABILITY_TOLERANCE: Final = 1e-6
+# np.strings is NumPy >= 2 only; np.char (the same ufuncs, legacy in 2.x) is what NumPy 1.26 has. requirements.txt
+# allows 1.26, and tflite-runtime (the fallback where ai-edge-litert has no wheel) needs it.
+_lower = np.strings.lower if hasattr(np, "strings") else np.char.lower
 
 
 def dequantize(values: NDArray[np.generic], scale: float, zero_point: int) -> NDArray[np.float32]:
@@ -96,7 +99,7 @@ class ConfidenceRule:
         if not len(labels):
             return np.zeros(0, dtype=np.float64)
         # Per distinct label, not per entry: detections repeat few labels.
-        unique, inverse = np.unique(np.strings.lower(np.asarray(labels, dtype=np.str_)), return_inverse=True)
+        unique, inverse = np.unique(_lower(np.asarray(labels, dtype=np.str_)), return_inverse=True)
         names = [str(u) for u in unique]
         needed = np.array([self.per_label.get(u, self.default) if self.allow is None or u in self.allow else np.inf
                            for u in names], dtype=np.float64)
