@@ -62,7 +62,8 @@ class ModuleProcess:
             lambda s: module_pb2_grpc.add_ModuleServiceServicer_to_server(ModuleServicer(self.lifecycle, services), s),
             lambda s: add_mlmodel_servicer(MLModelServicer(resources), s),
             lambda s: vision_pb2_grpc.add_VisionServiceServicer_to_server(VisionServicer(resources), s),
-        ], service_names=[module_pb2.DESCRIPTOR.services_by_name["ModuleService"].full_name, *services.values()])
+        ], service_names=[module_pb2.DESCRIPTOR.services_by_name["ModuleService"].full_name, *services.values()],
+           resource_apis={proto: str(api) for api, proto in services.items()})
         self._log_handler: ParentLogHandler | None = None
         self._stdout_handlers: list[logging.Handler] = []
 

@@ -23,6 +23,12 @@ from module.server import CHANNEL_OPTIONS
 _LOG = logging.getLogger(__name__)
 DEFAULT_TIMEOUT: Final = 10.0
 NO_DEADLINE_S: Final = 1e9  # a remaining time above this means "no deadline" (see call_timeout)
+# The module's own answer must reach the caller before the caller's deadline does: a parent call gets the caller's
+# remaining time less this share of it (at least _MARGIN_MIN_S, at most _MARGIN_MAX_S).
+_MARGIN_SHARE: Final = 0.1
+_MARGIN_MIN_S: Final = 0.05
+_MARGIN_MAX_S: Final = 0.5
+_OLD_CHANNEL_GRACE_S: Final = 5.0  # calls already on a replaced channel may finish within this
 _FORMAT_MIME: Final = {camera_pb2.FORMAT_JPEG: "image/jpeg", camera_pb2.FORMAT_PNG: "image/png",
                        camera_pb2.FORMAT_RAW_RGBA: "image/vnd.viam.rgba", camera_pb2.FORMAT_RAW_DEPTH: "image/vnd.viam.dep"}
 _ERRORS: Final[dict[grpc.StatusCode, type[ModuleError]]] = {
@@ -64,38 +70,99 @@ class CameraProperties:
 
 
 def call_timeout(remaining: float | None) -> float:
-    """The time a call to the parent may take: the caller's remaining time when it has a deadline.
+    """The time a call to the parent may take: slightly less than the caller's remaining time, at most the module's
+    own DEFAULT_TIMEOUT.
 
-    A call without a deadline reports ``time_remaining()`` of about 9.2e18 s (2**63 ns), not None; passed on as a
-    timeout, grpc turns that into an immediate DEADLINE_EXCEEDED. Those calls get DEFAULT_TIMEOUT instead.
+    "Slightly less" so that the module's own DEADLINE_EXCEEDED, which names the camera, reaches the caller before
+    grpc's bare "Deadline Exceeded" does. A call without a deadline reports ``time_remaining()`` of about 9.2e18 s
+    (2**63 ns), not None; passed on as a timeout, grpc turns that into an immediate DEADLINE_EXCEEDED. Those calls
+    get DEFAULT_TIMEOUT instead.
     """
     if remaining is None or remaining > NO_DEADLINE_S:
         return DEFAULT_TIMEOUT
-    return max(remaining, 0.001)  # already expired: fail at once with DEADLINE_EXCEEDED, do not wait the default
+    margin = min(max(remaining * _MARGIN_SHARE, _MARGIN_MIN_S), _MARGIN_MAX_S)
+    return min(max(remaining - margin, 0.001), DEFAULT_TIMEOUT)  # already expired: fail at once, not the default
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
+def _details(exc: grpc.RpcError) -> str:
+    return str(exc.details()) if hasattr(exc, "details") and exc.details() else ""
 
 
 def translate(exc: grpc.RpcError, what: str) -> ModuleError:
     """The typed error for a failed call to the parent (UNAVAILABLE unless the parent's code says otherwise)."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     error_class = _ERRORS.get(code, UnavailableError)
-    return error_class(f"{what} through the parent failed: {code.name}: {exc.details() if hasattr(exc, 'details') else exc}")
+    return error_class(f"{what} through the parent failed: {code.name}: {_details(exc) or 'no details'}")
+
+
+def _camera_error(exc: grpc.RpcError, camera: str, timeout: float) -> ModuleError:
+    """A failed camera read: a time-out names the camera and the time it had; other codes keep the parent's words."""
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        details = _details(exc)
+        said = "" if details in ("", "Deadline Exceeded") else f" (the parent said: {details})"
+        return DeadlineError(f"camera {camera!r} did not answer within {_seconds(timeout)} s{said}")
+    return translate(exc, f"reading camera {camera!r}")
 
 
 class ParentClient:
-    """A channel to viam-server's module socket, with the calls this module makes."""
+    """A channel to viam-server's module socket, with the calls this module makes.
+
+    :meth:`reconnect` replaces the channel: after viam-server restarted on the same socket, grpc's reconnect
+    backoff (growing with the outage, 4-6 s after a short one) would otherwise keep failing calls with
+    UNAVAILABLE long after the parent is back.
+    """
 
     def __init__(self, address: str, *, tcp: bool = False) -> None:
-        self.address = address
-        target = address if tcp or address.startswith(("unix:", "dns:")) else f"unix:{os.path.abspath(address)}"
-        # No keepalive pings: the parent sends GOAWAY to clients that ping more often than every 5 s.
-        self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
-        self._robot = robot_pb2_grpc.RobotServiceStub(self._channel)
-        self._camera = camera_pb2_grpc.CameraServiceStub(self._channel)
+        self._tcp = tcp
+        self._lock = threading.Lock()
         self._properties: dict[str, CameraProperties] = {}  # per camera; dropped by forget_camera after a failure
         self._properties_lock = threading.Lock()
+        self._set_address(address)
+        self._connect()
+
+    def _set_address(self, address: str) -> None:
+        self.address = address
+        tcp = self._tcp or address.startswith(("unix:", "dns:"))
+        self._target = address if tcp else f"unix:{os.path.abspath(address)}"
+
+    def _connect(self) -> None:
+        # No keepalive pings: the parent sends GOAWAY to clients that ping more often than every 5 s. A local
+        # subchannel pool: grpc otherwise shares connections (and their backoff state) between channels to the same
+        # address, and a new channel would inherit the old one's backoff.
+        channel = grpc.insecure_channel(self._target, options=[*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+        # Stubs are replaced together with the channel; each call reads them once, so it uses one channel throughout.
+        self._healthy = True
+        self._channel = channel
+        self._robot = robot_pb2_grpc.RobotServiceStub(channel)
+        self._camera = camera_pb2_grpc.CameraServiceStub(channel)
+
+    def healthy(self) -> bool:
+        """No call on the current channel has failed to reach the parent since the last one that did reach it."""
+        return self._healthy
+
+    def _outcome(self, exc: grpc.RpcError | None) -> None:
+        """Note whether a call reached the parent (UNAVAILABLE: it did not, and grpc starts its backoff)."""
+        self._healthy = exc is None or exc.code() != grpc.StatusCode.UNAVAILABLE
+
+    def reconnect(self, address: str | None = None) -> None:
+        """Dial the parent again now (at ``address`` if it moved), with no backoff; calls already on the old channel
+        get a grace period."""
+        with self._lock:
+            old = self._channel
+            if address:
+                self._set_address(address)
+            self._connect()
+        timer = threading.Timer(_OLD_CHANNEL_GRACE_S, old.close)
+        timer.daemon = True
+        timer.start()
 
     @property
     def channel(self) -> grpc.Channel:
+        """The current channel (replaced by :meth:`reconnect`: make stubs per call, or check it is still the same)."""
         return self._channel
 
     def check(self, timeout: float = 2.0) -> None:
@@ -103,6 +170,7 @@ class ParentClient:
         try:
             self._robot.ResourceNames(robot_pb2.ResourceNamesRequest(), timeout=timeout)
         except grpc.RpcError as exc:
+            self._outcome(exc)
             raise translate(exc, f"reaching the parent at {self.address}") from None
 
     def get_frame(self, camera: str, timeout: float | None = None) -> Frame:
@@ -114,8 +182,9 @@ class ParentClient:
         try:
             reply = self._camera.GetImages(camera_pb2.GetImagesRequest(name=camera), timeout=timeout)
         except grpc.RpcError as exc:
+            self._outcome(exc)
             if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                raise translate(exc, f"reading camera {camera!r}") from None
+                raise _camera_error(exc, camera, timeout) from None
             return self._get_image_legacy(camera, timeout)
         if not reply.images:
             raise UnavailableError(f"camera {camera!r} returned no images")
@@ -127,16 +196,20 @@ class ParentClient:
         try:
             reply = self._camera.GetImage(camera_pb2.GetImageRequest(name=camera, mime_type="image/jpeg"), timeout=timeout)
         except grpc.RpcError as exc:
-            raise translate(exc, f"reading camera {camera!r}") from None
+            raise _camera_error(exc, camera, timeout) from None
         return Frame(data=reply.image, mime_type=reply.mime_type, source_name=camera)
 
     def get_point_cloud(self, camera: str, timeout: float | None = None) -> PointCloudBytes:
         """``camera``'s point cloud (GetPointCloud, asking for PCD). ``timeout`` as for :meth:`get_frame`."""
         request = camera_pb2.GetPointCloudRequest(name=camera, mime_type="pointcloud/pcd")
+        timeout = call_timeout(timeout)
         try:
-            reply = self._camera.GetPointCloud(request, timeout=call_timeout(timeout))
+            reply = self._camera.GetPointCloud(request, timeout=timeout)
         except grpc.RpcError as exc:
+            self._outcome(exc)
             code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise _camera_error(exc, camera, timeout) from None
             if code in _TRANSPORT_CODES:
                 raise translate(exc, f"reading the point cloud of camera {camera!r}") from None
             # Anything else is the camera's answer: it has no point cloud to give (UNIMPLEMENTED, UNKNOWN, ...).
@@ -171,7 +244,11 @@ class ParentClient:
 
     def log(self, entry: common_pb2.LogEntry, timeout: float = 2.0) -> None:
         """Send one log entry (the parent rejects batches)."""
-        self._robot.Log(robot_pb2.LogRequest(logs=[entry]), timeout=timeout)
+        try:
+            self._robot.Log(robot_pb2.LogRequest(logs=[entry]), timeout=timeout)
+        except grpc.RpcError as exc:
+            self._outcome(exc)
+            raise
 
     def close(self) -> None:
         self._channel.close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+import secrets
+from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from typing import Any, Final
 
@@ -14,6 +15,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from module import call_state
 from module.errors import ModuleError
+from module.logs import resource_logger_name
 
 _LOG = logging.getLogger(__name__)
 
@@ -27,16 +29,27 @@ _REFLECTION_V1: Final = "grpc.reflection.v1.ServerReflection"
 
 
 class ErrorBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
-    """The one place where errors become statuses: ModuleError keeps its code, anything else is INTERNAL and logged.
+    """The one place where errors become statuses: ModuleError keeps its code, anything else is INTERNAL.
 
-    Handlers therefore carry no try/except of their own.
+    An unexpected error is logged with its traceback under a short random error id, by the logger of the resource
+    the call was for (``rdk:service:vision/<name>``, as viam-server names its own resources' loggers), so it
+    reaches viam-server's log through the parent; the caller's INTERNAL message carries the same id, and only the
+    exception's type (never its text, which may hold data or object reprs). Handlers carry no try/except of their
+    own.
+
+    ``resource_apis`` maps a gRPC service name (``viam.service.vision.v1.VisionService``) to its API
+    (``rdk:service:vision``): calls of those services name their resource in ``request.name``.
     """
+
+    def __init__(self, resource_apis: Mapping[str, str] | None = None) -> None:
+        self._resource_apis = dict(resource_apis or {})
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
         method = details.method
+        api = self._resource_apis.get(method.lstrip("/").split("/", 1)[0])
         inner = handler.unary_unary
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
@@ -46,8 +59,14 @@ class ErrorBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
             except ModuleError as exc:
                 context.abort(exc.code, str(exc))
             except Exception as exc:  # noqa: BLE001 - the boundary: a bug in one call must not take others down
-                _LOG.exception("unexpected error in %s", method)
-                context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}")
+                error_id = secrets.token_hex(4)
+                name = getattr(request, "name", "") if api else ""
+                logger = logging.getLogger(resource_logger_name(api, name)) if api and isinstance(name, str) and name \
+                    else _LOG
+                logger.error("internal error in %s (error id %s)", method, error_id, exc_info=exc)
+                context.abort(grpc.StatusCode.INTERNAL,
+                              f"internal error in {method} (error id {error_id}): {type(exc).__name__}; the module's "
+                              "log has the traceback under this id")
 
         return grpc.unary_unary_rpc_method_handler(guarded, request_deserializer=handler.request_deserializer,
                                                    response_serializer=handler.response_serializer)
@@ -61,10 +80,14 @@ def _wanted(context: grpc.ServicerContext) -> bool:
 
 
 def build_server(address: str, *, tcp: bool, servicers: Iterable[Callable[[grpc.Server], None]],
-                 service_names: Iterable[str], max_workers: int = 32) -> grpc.Server:
-    """A started-but-not-yet-serving server on ``address`` (a Unix socket path, or host:port with ``tcp``)."""
+                 service_names: Iterable[str], max_workers: int = 32,
+                 resource_apis: Mapping[str, str] | None = None) -> grpc.Server:
+    """A started-but-not-yet-serving server on ``address`` (a Unix socket path, or host:port with ``tcp``).
+
+    ``resource_apis``: gRPC service name -> API string, for the error boundary's loggers (see ErrorBoundary).
+    """
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-                         interceptors=[ErrorBoundary()], options=CHANNEL_OPTIONS)
+                         interceptors=[ErrorBoundary(resource_apis)], options=CHANNEL_OPTIONS)
     for add in servicers:
         add(server)
     health_servicer = health.HealthServicer()

@@ -22,8 +22,18 @@ class RemoteModel:
     def __init__(self, parent: ParentClient, name: str) -> None:
         self.parent = parent
         self._name = name
-        self._stub = mlmodel_pb2_grpc.MLModelServiceStub(parent.channel)
+        self._stub_for: tuple[grpc.Channel, mlmodel_pb2_grpc.MLModelServiceStub] | None = None
         self._info: ModelInfo | None = None
+
+    @property
+    def _stub(self) -> mlmodel_pb2_grpc.MLModelServiceStub:
+        """A stub on the parent's current channel (ParentClient.reconnect replaces it after a parent restart)."""
+        channel = self.parent.channel
+        cached = self._stub_for
+        if cached is None or cached[0] is not channel:
+            cached = (channel, mlmodel_pb2_grpc.MLModelServiceStub(channel))
+            self._stub_for = cached
+        return cached[1]
 
     def metadata(self) -> ModelInfo:
         if self._info is None:
