@@ -6,7 +6,23 @@ becomes INTERNAL (with its traceback logged).
 
 from __future__ import annotations
 
+import re
+
 import grpc
+
+# "<_io.BytesIO object at 0x7f...>", "<function f at 0x...>": Python object reprs, which mean nothing to a user.
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
+
+
+def plain_text(text: str) -> str:
+    """``text`` without Python object reprs, for a message a user reads."""
+    return _OBJECT_REPR.sub("", text).strip()
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``TypeName: message`` of a library's exception, without object reprs (just ``TypeName`` if nothing is left)."""
+    text = plain_text(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class ModuleError(Exception):

@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from module import call_state
-from module.errors import ModuleError
+from module.errors import ModuleError, plain_text
 from module.logs import resource_logger_name
 
 _LOG = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class ErrorBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
                 with call_state.serving(lambda: _wanted(context)):
                     return inner(request, context)
             except ModuleError as exc:
-                context.abort(exc.code, str(exc))
+                context.abort(exc.code, plain_text(str(exc)))  # a last guard: no object repr reaches a user
             except Exception as exc:  # noqa: BLE001 - the boundary: a bug in one call must not take others down
                 error_id = secrets.token_hex(4)
                 name = getattr(request, "name", "") if api else ""

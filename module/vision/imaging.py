@@ -25,7 +25,7 @@ import PIL.Image
 import PIL.JpegImagePlugin
 from numpy.typing import NDArray
 
-from module.errors import InvalidInputError, ModuleError, ResourceExhaustedError
+from module.errors import InvalidInputError, ModuleError, ResourceExhaustedError, describe_exception, plain_text
 
 RGBA_MAGIC: Final = b"RGBA"
 """``image/vnd.viam.rgba``: this magic, width and height as uint32 big-endian, then raw RGBA8 rows."""
@@ -111,11 +111,13 @@ def open_image(data: bytes, mime_type: str = "") -> PIL.Image.Image:
     try:
         img = PIL.Image.open(io.BytesIO(data), formats=_PIL_FORMATS[mime])
     except PIL.Image.DecompressionBombError as exc:
-        raise ResourceExhaustedError(f"image is larger than the limit of {MAX_PIXELS} pixels: {exc}") from None
+        raise ResourceExhaustedError(f"image is larger than the limit of {MAX_PIXELS} pixels: {plain_text(str(exc))}") from None
     except MemoryError:
         raise ResourceExhaustedError("not enough memory to open the image") from None
+    except PIL.UnidentifiedImageError:
+        raise InvalidInputError(f"cannot decode {len(data)} bytes as {what}: no known image header") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the caller's bad data
-        raise InvalidInputError(f"cannot decode {len(data)} bytes as {what}: {_describe(exc)}") from None
+        raise InvalidInputError(f"cannot decode {len(data)} bytes as {what}: {describe_exception(exc)}") from None
     _check_size(img.width, img.height)
     return img
 
@@ -147,10 +149,6 @@ def _check_size(width: int, height: int) -> None:
         raise ResourceExhaustedError(
             f"image is {width}x{height} = {width * height} pixels, over the limit of {MAX_PIXELS}"
         )
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def to_model_input(
@@ -259,7 +257,7 @@ def _load(
     except MemoryError:
         raise ResourceExhaustedError("not enough memory to decode the image") from None
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt pixel data
-        raise InvalidInputError(f"cannot decode image pixels: {_describe(exc)}") from None
+        raise InvalidInputError(f"cannot decode image pixels: {describe_exception(exc)}") from None
 
 
 def _convert_rgb(img: PIL.Image.Image) -> PIL.Image.Image:

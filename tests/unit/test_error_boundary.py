@@ -167,3 +167,12 @@ def test_call_state_outside_a_call_and_nested() -> None:
             assert not call_state.abandoned()
         assert call_state.abandoned()
     assert not call_state.abandoned()
+
+
+def test_no_object_repr_reaches_the_caller_even_from_a_typed_error() -> None:
+    def handler(request: Any, context: Any) -> Any:
+        raise InvalidInputError("cannot decode 4096 bytes as image/jpeg: cannot identify image file "
+                                "<_io.BytesIO object at 0x7f3a2b1c0d90>")
+
+    aborted = call(handler)
+    assert aborted.details == "cannot decode 4096 bytes as image/jpeg: cannot identify image file"
