@@ -1,0 +1,324 @@
+"""The faults a robot meets in the field, from the outside (issue 14): the real module process (tests/harness.py)
+next to a fake viam-server (tests/fake_parent.py). Every test waits on a signal (a log line, a status counter, a
+call's own answer), never on a sleep, and asserts no duration.
+
+* a mistaken file path (a symlink to /dev/zero, a FIFO, a directory, an oversize file) fails AddResource at once;
+* a call that arrives while viam-server replaces its mlmodel (RemoveResource, then AddResource) waits for the
+  replacement instead of failing; one whose mlmodel does not come back gets a retryable UNAVAILABLE;
+* a camera that hangs: DEADLINE_EXCEEDED naming the camera, before the caller's own deadline;
+* a camera that sends undecodable bytes: a status that blames the camera, no Python object reprs;
+* viam-server restarts on the same socket and calls Ready again: the first camera call after Ready works;
+* an unexpected error: INTERNAL with an error id, and the traceback under that id in viam-server's log;
+* cancelled and expired calls never run the interpreter (the end-to-end half of tests/unit/test_pool.py).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import PIL.Image
+import pytest
+
+from module import tensors
+from module.gen.common.v1 import common_pb2
+from module.gen.service.mlmodel.v1 import mlmodel_pb2
+from module.gen.service.vision.v1 import vision_pb2
+from tests.fake_parent import CameraFrame, FakeParent, frame
+from tests.harness import MLMODEL, VISION, ModuleProcess, short_tempdir
+from tests.model_factory import detector_model
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+IMAGE_SIZE = (40, 30)
+DETECTOR = {"boxes": [(0.25, 0.25, 0.75, 0.5)], "classes": [1], "scores": [0.75]}
+OTHER = {"boxes": [(0.0, 0.5, 0.5, 1.0)], "classes": [0], "scores": [0.5]}
+REPR = re.compile(r"object at 0x|<[\w.]+ object|at 0x[0-9a-f]{6,}")
+SIGNAL_S = 30.0  # the longest a signal that follows at once may take to show on a starved machine
+
+
+def detector_file(path: Path, spec: dict[str, Any] = DETECTOR) -> str:
+    path.write_bytes(detector_model(spec["boxes"], spec["classes"], spec["scores"]))
+    return str(path)
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    PIL.Image.fromarray(np.random.default_rng(3).integers(0, 256, (IMAGE_SIZE[1], IMAGE_SIZE[0], 3), np.uint8)).save(
+        out, "PNG")
+    return out.getvalue()
+
+
+def expected(spec: dict[str, Any]) -> list[tuple[str, int, int, int, int]]:
+    w, h = IMAGE_SIZE
+    return [(str(c), round(b[0] * w), round(b[1] * h), round(b[2] * w), round(b[3] * h))
+            for b, c in zip(spec["boxes"], spec["classes"])]
+
+
+def boxes(detections: Any) -> list[tuple[str, int, int, int, int]]:
+    return [(d.class_name, d.x_min, d.y_min, d.x_max, d.y_max) for d in detections]
+
+
+def of_bytes(module: ModuleProcess, name: str = "vis", timeout: float = 30) -> list[tuple[str, int, int, int, int]]:
+    return boxes(module.vision.GetDetections(vision_pb2.GetDetectionsRequest(name=name, image=png(),
+                                                                            mime_type="image/png"),
+                                             timeout=timeout).detections)
+
+
+def from_camera(module: ModuleProcess, timeout: float = 10) -> list[tuple[str, int, int, int, int]]:
+    return boxes(module.vision.GetDetectionsFromCamera(
+        vision_pb2.GetDetectionsFromCameraRequest(name="vis", camera_name="cam"), timeout=timeout).detections)
+
+
+def rpc_error(call: Any, *args: Any, **kwargs: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call(*args, **kwargs)
+    return info.value
+
+
+def wait_for_log(parent: FakeParent, text: str) -> common_pb2.LogEntry:
+    """The first log entry the module sent the parent that contains ``text`` (waits for it to arrive)."""
+    found: list[common_pb2.LogEntry] = []
+
+    def seen() -> bool:
+        found[:] = [e for e in parent.logs() if text in e.message]
+        return bool(found)
+
+    assert parent.wait_for(seen, SIGNAL_S), f"no log entry with {text!r}: {[e.message for e in parent.logs()][-10:]}"
+    return found[0]
+
+
+@dataclass
+class World:
+    dir: str
+    parent: FakeParent
+    module: ModuleProcess
+    good_frame: CameraFrame
+
+
+def _start(directory: str, env: dict[str, str] | None = None) -> tuple[FakeParent, ModuleProcess]:
+    parent = FakeParent(os.path.join(directory, "parent.sock"))
+    module = ModuleProcess(socket_dir=directory, log_level="debug", env=env)
+    module.wait_for_socket()
+    module.ready(parent.address)
+    return parent, module
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    """A module Ready with a fake parent; mlmodel "det" (DETECTOR), vision "vis" on camera "cam"."""
+    directory = short_tempdir()
+    parent, module = _start(directory)
+    good = frame(PIL.Image.open(io.BytesIO(png())), "image/png")
+    parent.cameras["cam"] = good
+    try:
+        module.add("det", MLMODEL, {"model_path": detector_file(Path(directory) / "det.tflite"), "pool_size": 2})
+        module.add("vis", VISION, {"mlmodel_name": "det", "camera_name": "cam"},
+                   ("rdk:service:mlmodel/det", "rdk:component:camera/cam"))
+        yield World(directory, parent, module, good)
+    finally:
+        module.close()
+        parent.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def w(world: World) -> Iterator[World]:
+    world.parent.clear_faults()
+    world.parent.cameras["cam"] = world.good_frame
+    assert world.module.proc.poll() is None, world.module.log()
+    yield world
+    world.parent.clear_faults()
+    world.parent.cameras["cam"] = world.good_frame
+    assert world.module.proc.poll() is None, f"the module died:\n{world.module.log()[-3000:]}"
+
+
+# --- 1. a file path that points at something no one should read --------------------------------------------------------
+
+def _hostile_files(directory: Path) -> list[tuple[str, str]]:
+    (directory / "zero.tflite").symlink_to("/dev/zero")
+    os.mkfifo(directory / "fifo.tflite")
+    (directory / "dir.tflite").mkdir()
+    with open(directory / "huge.tflite", "wb") as handle:  # sparse: no disk used
+        handle.truncate(3 * 1024**3)
+    return [("symlink-to-dev-zero", str(directory / "zero.tflite")), ("fifo", str(directory / "fifo.tflite")),
+            ("directory", str(directory / "dir.tflite")), ("3-GiB-sparse", str(directory / "huge.tflite"))]
+
+
+def test_hostile_model_and_label_paths_fail_add_resource_at_once(w: World, tmp_path: Path) -> None:
+    """Before: a symlink to /dev/zero was read without end (6 GB of memory in 19 s), a FIFO blocked AddResource."""
+    good = detector_file(tmp_path / "good.tflite")
+    for label, path in _hostile_files(tmp_path):
+        error = rpc_error(w.module.add, "bad", MLMODEL, {"model_path": path})
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (label, error.details())
+        assert "'model_path'" in error.details() and path in error.details(), error.details()
+        if label != "3-GiB-sparse":
+            label_path = path.replace(".tflite", ".txt")
+            os.rename(path, label_path)
+            for name, kind, attributes in (("bad", MLMODEL, {"model_path": good, "label_path": label_path}),
+                                           ("bad-vis", VISION, {"mlmodel_name": "det", "label_path": label_path})):
+                error = rpc_error(w.module.add, name, kind, attributes)
+                assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (label, error.details())
+                assert "'label_path'" in error.details() and label_path in error.details(), error.details()
+        assert of_bytes(w.module) == expected(DETECTOR), label  # still serving
+    assert "'max_model_size_mb'" in rpc_error(w.module.add, "bad", MLMODEL,
+                                              {"model_path": str(tmp_path / "huge.tflite")}).details()
+
+
+def test_the_model_size_limit_is_an_attribute(w: World, tmp_path: Path) -> None:
+    path = tmp_path / "padded.tflite"
+    path.write_bytes(detector_model(DETECTOR["boxes"], DETECTOR["classes"], DETECTOR["scores"]) + bytes(2 * 1024**2))
+    error = rpc_error(w.module.add, "padded", MLMODEL, {"model_path": str(path), "max_model_size_mb": 1})
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "'max_model_size_mb'" in error.details()
+    w.module.add("padded", MLMODEL, {"model_path": str(path), "max_model_size_mb": 3})
+    w.module.remove("rdk:service:mlmodel/padded")
+
+
+# --- 2. a call in the gap of a reconfiguration (RemoveResource, then AddResource) -------------------------------------
+
+def test_a_call_in_the_remove_add_gap_waits_for_the_replacement(w: World, tmp_path: Path) -> None:
+    """Before: FAILED_PRECONDITION "mlmodel 'det2' is not available", which tells clients not to retry."""
+    w.module.add("det2", MLMODEL, {"model_path": detector_file(tmp_path / "det.tflite")})
+    w.module.add("vis2", VISION, {"mlmodel_name": "det2"}, ("rdk:service:mlmodel/det2",))
+    try:
+        assert of_bytes(w.module, "vis2") == expected(DETECTOR)
+        w.module.remove("rdk:service:mlmodel/det2")
+        outcome: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                outcome["boxes"] = of_bytes(w.module, "vis2")
+            except grpc.RpcError as exc:
+                outcome["error"] = (exc.code(), exc.details())
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        wait_for_log(w.parent, "waiting for mlmodel 'det2'")  # the call arrived in the gap and waits
+        w.module.add("det2", MLMODEL, {"model_path": detector_file(tmp_path / "other.tflite", OTHER)})
+        caller.join(SIGNAL_S)
+        assert outcome == {"boxes": expected(OTHER)}  # answered by the replacement
+    finally:
+        w.module.remove("rdk:service:vision/vis2")
+        w.module.remove("rdk:service:mlmodel/det2")
+
+
+def test_an_mlmodel_that_does_not_come_back_is_unavailable_and_says_so(w: World, tmp_path: Path) -> None:
+    w.module.add("det3", MLMODEL, {"model_path": detector_file(tmp_path / "det.tflite")})
+    w.module.add("vis3", VISION, {"mlmodel_name": "det3"}, ("rdk:service:mlmodel/det3",))
+    try:
+        w.module.remove("rdk:service:mlmodel/det3")
+        for _ in range(2):  # the first waits its bounded time; the next knows the replacement is late
+            error = rpc_error(of_bytes, w.module, "vis3")
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+            assert "'det3'" in error.details() and "not available" in error.details(), error.details()
+    finally:
+        w.module.remove("rdk:service:vision/vis3")
+
+
+# --- 3, 4. a camera that hangs, a camera that sends garbage -----------------------------------------------------------
+
+def test_a_hanging_camera_is_deadline_exceeded_naming_the_camera(w: World) -> None:
+    """Before: the call ended at the client's deadline with grpc's bare "Deadline Exceeded"."""
+    w.parent.fault("GetImages", delay=8.0, times=1)
+    error = rpc_error(from_camera, w.module, timeout=3)
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert error.details() == "camera 'cam' did not answer within 2.7 s"
+    assert from_camera(w.module) == expected(DETECTOR)
+
+
+BAD_FRAMES = [
+    ("garbage", CameraFrame(b"\xff\xd8\xff\xe0 not really a jpeg" * 4, "image/jpeg"), grpc.StatusCode.UNAVAILABLE),
+    ("zeros", CameraFrame(bytes(4096), "image/jpeg"), grpc.StatusCode.UNAVAILABLE),
+    ("truncated-png", CameraFrame(png()[:200], "image/png"), grpc.StatusCode.UNAVAILABLE),
+    ("empty", CameraFrame(b"", "image/jpeg"), grpc.StatusCode.UNAVAILABLE),
+    ("depth", CameraFrame(b"DEPTHMAP" + bytes(64), "image/vnd.viam.dep"), grpc.StatusCode.FAILED_PRECONDITION),
+]
+
+
+@pytest.mark.parametrize(("bad", "code"), [b[1:] for b in BAD_FRAMES], ids=[b[0] for b in BAD_FRAMES])
+def test_undecodable_camera_bytes_blame_the_camera(w: World, bad: CameraFrame, code: grpc.StatusCode) -> None:
+    """Before: INVALID_ARGUMENT "... cannot identify image file <_io.BytesIO object at 0x7f...>": the caller's
+    arguments were fine."""
+    w.parent.cameras["cam"] = bad
+    for call in (lambda: from_camera(w.module),
+                 lambda: w.module.vision.CaptureAllFromCamera(vision_pb2.CaptureAllFromCameraRequest(
+                     name="vis", camera_name="cam", return_detections=True), timeout=10)):
+        error = rpc_error(call)
+        assert error.code() == code, error.details()
+        assert error.details().startswith("camera 'cam' "), error.details()
+        assert not REPR.search(error.details()), error.details()
+    w.parent.cameras["cam"] = w.good_frame
+    assert from_camera(w.module) == expected(DETECTOR)
+
+
+# --- 5. viam-server restarts ------------------------------------------------------------------------------------------
+
+def test_after_the_parent_restarts_the_first_camera_call_after_ready_works(tmp_path: Path) -> None:
+    """Before: camera calls kept failing UNAVAILABLE for 4-6 s after Ready (grpc's reconnect backoff)."""
+    directory = short_tempdir()
+    parent, module = _start(directory)
+    try:
+        parent.cameras["cam"] = frame(PIL.Image.open(io.BytesIO(png())), "image/png")
+        module.add("det", MLMODEL, {"model_path": detector_file(tmp_path / "det.tflite")})
+        module.add("vis", VISION, {"mlmodel_name": "det", "camera_name": "cam"}, ("rdk:service:mlmodel/det",))
+        assert from_camera(module) == expected(DETECTOR)
+        parent.stop()
+        for _ in range(3):  # calls while viam-server is down fail, and grpc's backoff grows
+            assert rpc_error(from_camera, module).code() == grpc.StatusCode.UNAVAILABLE
+        parent.start()
+        module.ready(parent.address)  # viam-server is back and calls Ready again
+        assert from_camera(module, timeout=2) == expected(DETECTOR)  # the very first call
+    finally:
+        module.close()
+        parent.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# --- 6. an unexpected error -------------------------------------------------------------------------------------------
+
+def test_an_unexpected_error_reaches_the_parents_log_with_its_traceback_and_id(tmp_path: Path) -> None:
+    """A bug planted from outside (sitecustomize makes GetProperties raise): the caller gets INTERNAL with an error
+    id; viam-server's log gets the traceback under the same id, from the logger rdk:service:vision/vis; with the
+    parent gone, the module's own output does. Before: a bare INTERNAL, and the traceback was lost."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import module.vision.service as service\n\n\n"
+        "def broken(self):\n"
+        "    raise RuntimeError('planted bug')\n\n\n"
+        "service.VisionService.properties = broken\n")
+    from tests.harness import REPO
+
+    directory = short_tempdir()
+    parent, module = _start(directory, env={"PYTHONPATH": f"{site}{os.pathsep}{REPO}"})
+    try:
+        module.add("det", MLMODEL, {"model_path": detector_file(tmp_path / "det.tflite")})
+        module.add("vis", VISION, {"mlmodel_name": "det"}, ("rdk:service:mlmodel/det",))
+        properties = vision_pb2.GetPropertiesRequest(name="vis")
+        error = rpc_error(module.vision.GetProperties, properties, timeout=10)
+        assert error.code() == grpc.StatusCode.INTERNAL
+        error_id = re.search(r"error id ([0-9a-f]{8})", error.details())
+        assert error_id and "planted bug" not in error.details(), error.details()
+        entry = wait_for_log(parent, f"error id {error_id.group(1)}")
+        assert entry.logger_name == "rdk:service:vision/vis" and entry.level == "error"
+        assert "RuntimeError: planted bug" in entry.stack and "Traceback" in entry.stack
+        assert "RuntimeError: planted bug" in entry.message  # viam-server shows the message, not the stack
+        parent.stop()  # viam-server gone: the traceback goes to the module's stderr, which viam-server captures
+        error_id = re.search(r"error id ([0-9a-f]{8})", rpc_error(module.vision.GetProperties, properties,
+                                                                  timeout=10).details())
+        assert error_id
+        assert parent.wait_for(lambda: f"error id {error_id.group(1)}" in module.log(), SIGNAL_S), module.log()[-2000:]
+        assert "RuntimeError: planted bug" in module.log().split(f"error id {error_id.group(1)}", 1)[1]
+    finally:
+        module.close()
+        parent.close()
+        shutil.rmtree(directory, ignore_errors=True)
