@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,3 +323,83 @@ def test_an_unexpected_error_reaches_the_parents_log_with_its_traceback_and_id(t
         module.close()
         parent.close()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# --- 8. cancelled and expired calls (end to end) ----------------------------------------------------------------------
+
+HOLD_CPU_S = 3.0  # the holder's invoke: its CPU time alone outlasts the 1 s deadlines below, however slow the host
+
+
+def _holder_model() -> bytes:
+    """A float32 [1, 512, 512] model whose one invoke takes about HOLD_CPU_S of CPU (calibrated here, on this host)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tests.test_reliability_faults import slow_model
+
+    probe = Interpreter(model_content=slow_model(512, 24), num_threads=1)
+    probe.allocate_tensors()
+    probe.set_tensor(probe.get_input_details()[0]["index"], np.full((1, 512, 512), 0.001, np.float32))
+    probe.invoke()  # warm
+    started = os.times()
+    probe.invoke()
+    used = os.times()
+    cpu = (used.user - started.user) + (used.system - started.system) or 0.01
+    return slow_model(512, max(24, int(24 * HOLD_CPU_S / cpu)))
+
+
+def _status(module: ModuleProcess, name: str) -> dict[str, Any]:
+    from module.config_attrs import struct_to_dict
+
+    return struct_to_dict(module.mlmodel.GetStatus(common_pb2.GetStatusRequest(name=name), timeout=10).result)
+
+
+def _wait_status(module: ModuleProcess, name: str, predicate: Any) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def check() -> bool:
+        seen.update(_status(module, name))
+        return bool(predicate(seen))
+
+    deadline = time.monotonic() + SIGNAL_S
+    while not check():  # polls the module's counters: the signal, not a duration
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.02)
+    return seen
+
+
+def test_cancelled_and_expired_calls_never_run_the_interpreter(tmp_path: Path) -> None:
+    """pool_size 1: a holder runs a ~3 s invoke; 8 calls with a 1 s deadline and 4 the client cancels queue behind
+    it. Each step waits for the module's own pool counters (GetStatus: pool_busy, pool_queued, calls_gave_up), not
+    for time. None of the 12 may run the model (the old flaky test allowed 2); the holder and the next call do."""
+    path = tmp_path / "slow.tflite"
+    path.write_bytes(_holder_model())
+    module = ModuleProcess(env={"VIAM_NO_MODULE_PARENT": "true"}, log_level="info")
+    try:
+        module.wait_for_socket()
+        module.ready("")
+        module.add("slow", MLMODEL, {"model_path": str(path), "pool_size": 1})
+        x = {"input": np.full((1, 512, 512), 0.001, np.float32)}
+        request = mlmodel_pb2.InferRequest(name="slow", input_tensors=tensors.encode_all(x))
+        before = _status(module, "slow")["infer_count"]
+
+        holder = module.mlmodel.Infer.future(request, timeout=120)
+        _wait_status(module, "slow", lambda s: s["pool_busy"] == 1)
+        expiring = [module.mlmodel.Infer.future(request, timeout=1.0) for _ in range(8)]
+        cancelled = [module.mlmodel.Infer.future(request, timeout=120) for _ in range(4)]
+        _wait_status(module, "slow", lambda s: s["pool_queued"] + s["calls_gave_up"] == 12)
+        for future in cancelled:
+            future.cancel()
+        status = _wait_status(module, "slow", lambda s: s["calls_gave_up"] == 12)
+        holder_was_running = not holder.done()
+        assert [f.exception().code() for f in expiring] == [grpc.StatusCode.DEADLINE_EXCEEDED] * 8
+        assert all(f.cancelled() for f in cancelled)
+        assert np.isfinite(tensors.decode_all(holder.result().output_tensors)["mean"]).all()
+        module.mlmodel.Infer(request, timeout=120)  # the next call runs
+        after = _status(module, "slow")
+        print(f"\n12 abandoned calls: {after['infer_count'] - before - 2} ran the interpreter; gave up: "
+              f"{after['calls_gave_up']}; holder still running when the last gave up: {holder_was_running}")
+        assert holder_was_running, f"the holder finished before the 12 gave up: {status}"
+        assert after["infer_count"] - before == 2  # the holder and the next call; 0 of the 12
+        assert (after["pool_busy"], after["pool_queued"], after["calls_gave_up"]) == (0, 0, 12)
+    finally:
+        module.close()
