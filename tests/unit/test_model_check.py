@@ -8,9 +8,9 @@ import struct
 import numpy as np
 import pytest
 
-from module.mlmodel.model_check import check_model_structure
 from devkit.models import classifier_model, detector_model, dynamic_model, passthrough_model
 from devkit.testdata import require_testdata
+from module.mlmodel.model_check import check_model_structure
 
 MOBILENET = "models/mobilenet_v1_0.25_224_quant.tflite"
 

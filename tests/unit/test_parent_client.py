@@ -11,10 +11,10 @@ import grpc
 import PIL.Image
 import pytest
 
+from devkit.standin.launcher import short_tempdir
+from devkit.standin.parent import FakeParent, frame
 from module.errors import DeadlineError, NotFoundError, UnavailableError
 from module.parent import DEFAULT_TIMEOUT, ParentClient, _call_timeout
-from tests.fake_parent import FakeParent, frame
-from tests.harness import short_tempdir
 
 pytestmark = pytest.mark.timeout(60)
 

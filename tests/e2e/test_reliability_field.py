@@ -1,5 +1,5 @@
-"""The faults a robot meets in the field, from the outside (issue 14): the real module process (tests/harness.py)
-next to a fake viam-server (tests/fake_parent.py). Every test waits on a signal (a log line, a status counter, a
+"""The faults a robot meets in the field, from the outside (issue 14): the real module process (devkit/standin/launcher.py)
+next to a fake viam-server (devkit/standin/parent.py). Every test waits on a signal (a log line, a status counter, a
 call's own answer), never on a sleep, and asserts no duration.
 
 * a mistaken file path (a symlink to /dev/zero, a FIFO, a directory, an oversize file) fails AddResource at once;
@@ -30,15 +30,16 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from module import tensors
+from devkit.models import detector_model, slow_model
+from devkit.standin.launcher import MLMODEL, REPO, VISION, ModuleProcess, short_tempdir
+from devkit.standin.parent import CameraFrame, FakeParent, frame
 from module.gen.common.v1 import common_pb2
 from module.gen.service.mlmodel.v1 import mlmodel_pb2
 from module.gen.service.vision.v1 import vision_pb2
-from tests.fake_parent import CameraFrame, FakeParent, frame
-from tests.harness import MLMODEL, VISION, ModuleProcess, short_tempdir
-from tests.model_factory import detector_model
+from module.mlmodel import flat_tensors
+from module.resource.structs import struct_to_dict
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)
 
 IMAGE_SIZE = (40, 30)
 DETECTOR = {"boxes": [(0.25, 0.25, 0.75, 0.5)], "classes": [1], "scores": [0.75]}
@@ -297,8 +298,6 @@ def test_an_unexpected_error_reaches_the_parents_log_with_its_traceback_and_id(t
         "def broken(self):\n"
         "    raise RuntimeError('planted bug')\n\n\n"
         "service.VisionService.properties = broken\n")
-    from tests.harness import REPO
-
     directory = short_tempdir()
     parent, module = _start(directory, env={"PYTHONPATH": f"{site}{os.pathsep}{REPO}"})
     try:
@@ -334,8 +333,6 @@ def _holder_model() -> bytes:
     """A float32 [1, 512, 512] model whose one invoke takes about HOLD_CPU_S of CPU (calibrated here, on this host)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from tests.test_reliability_faults import slow_model
-
     probe = Interpreter(model_content=slow_model(512, 24), num_threads=1)
     probe.allocate_tensors()
     probe.set_tensor(probe.get_input_details()[0]["index"], np.full((1, 512, 512), 0.001, np.float32))
@@ -348,8 +345,6 @@ def _holder_model() -> bytes:
 
 
 def _status(module: ModuleProcess, name: str) -> dict[str, Any]:
-    from module.config_attrs import struct_to_dict
-
     return struct_to_dict(module.mlmodel.GetStatus(common_pb2.GetStatusRequest(name=name), timeout=10).result)
 
 
@@ -379,7 +374,7 @@ def test_cancelled_and_expired_calls_never_run_the_interpreter(tmp_path: Path) -
         module.ready("")
         module.add("slow", MLMODEL, {"model_path": str(path), "pool_size": 1})
         x = {"input": np.full((1, 512, 512), 0.001, np.float32)}
-        request = mlmodel_pb2.InferRequest(name="slow", input_tensors=tensors.encode_all(x))
+        request = mlmodel_pb2.InferRequest(name="slow", input_tensors=flat_tensors.encode_all(x))
         before = _status(module, "slow")["infer_count"]
 
         holder = module.mlmodel.Infer.future(request, timeout=120)
@@ -393,7 +388,7 @@ def test_cancelled_and_expired_calls_never_run_the_interpreter(tmp_path: Path) -
         holder_was_running = not holder.done()
         assert [f.exception().code() for f in expiring] == [grpc.StatusCode.DEADLINE_EXCEEDED] * 8
         assert all(f.cancelled() for f in cancelled)
-        assert np.isfinite(tensors.decode_all(holder.result().output_tensors)["mean"]).all()
+        assert np.isfinite(flat_tensors.decode_all(holder.result().output_tensors)["mean"]).all()
         module.mlmodel.Infer(request, timeout=120)  # the next call runs
         after = _status(module, "slow")
         print(f"\n12 abandoned calls: {after['infer_count'] - before - 2} ran the interpreter; gave up: "
