@@ -41,14 +41,19 @@ class FileLimit:
     kind: str  # "model", "label file", "image"
     max_bytes: int
     raise_with: str = ""  # the attribute that raises ``max_bytes``, if there is one
+    origin: str = ""  # where the path came from when no attribute of this resource named it
+
+    def where(self, path: str) -> str:
+        source = self.origin or f"attribute {self.attribute!r}"
+        return f"{source}: {self.kind} {path!r}"
 
 
 def model_limit(max_bytes: int = DEFAULT_MODEL_MAX_BYTES, attribute: str = "model_path") -> FileLimit:
     return FileLimit(attribute, "model", max_bytes, raise_with=MODEL_SIZE_ATTRIBUTE)
 
 
-def label_limit(attribute: str = "label_path") -> FileLimit:
-    return FileLimit(attribute, "label file", LABEL_MAX_BYTES)
+def label_limit(attribute: str = "label_path", origin: str = "") -> FileLimit:
+    return FileLimit(attribute, "label file", LABEL_MAX_BYTES, origin=origin)
 
 
 def image_limit(attribute: str) -> FileLimit:
@@ -63,7 +68,7 @@ def read_config_file(path: str, limit: FileLimit) -> bytes:
             The message names ``limit.attribute`` and the path. No FIFO or device is ever read, and opening one
             never blocks (O_NONBLOCK).
     """
-    where = f"attribute {limit.attribute!r}: {limit.kind} {path!r}"
+    where = limit.where(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:

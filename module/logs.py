@@ -119,7 +119,7 @@ class ParentLogHandler(logging.Handler):
         """Wait until every record queued so far was sent (or written to stderr)."""
         done = threading.Event()
         marker = logging.LogRecord("module.logs", logging.DEBUG, __file__, 0, "", None, None)
-        marker.flush_event = done  # type: ignore[attr-defined]  # _run sets it instead of sending the marker
+        marker.flush_event = done  # _run sets it instead of sending the marker
         self._queue.put(marker)
         done.wait(timeout)
 

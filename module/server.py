@@ -54,7 +54,7 @@ class ErrorBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                with call_state.serving(lambda: _wanted(context)):
+                with call_state.serving(lambda: _wanted(context), context.time_remaining):
                     return inner(request, context)
             except ModuleError as exc:
                 context.abort(exc.code, plain_text(str(exc)))  # a last guard: no object repr reaches a user

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from module.errors import ConfigError
+from module.files import DEFAULT_MODEL_MAX_BYTES, MIB, MODEL_MAX_BYTES_CEILING, MODEL_SIZE_ATTRIBUTE
 from module.mlmodel.runtime import RUNTIME_CHOICES
 from module.resource.attributes import Attributes
 from module.resource.base import Dependencies
@@ -27,6 +28,11 @@ class TFLiteConfig:
     num_threads: int = 1
     pool_size: int = 1
     runtime: str = "auto"
+    max_model_size_mb: int = DEFAULT_MODEL_MAX_BYTES // MIB  # larger model files are refused (module/files.py)
+
+    @property
+    def max_model_bytes(self) -> int:
+        return self.max_model_size_mb * MIB
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> TFLiteConfig:
@@ -40,6 +46,8 @@ class TFLiteConfig:
             num_threads=attrs.integer("num_threads", default=1, low=1, high=256) or 1,
             pool_size=attrs.integer("pool_size", default=default_pool_size(), low=1, high=64) or 1,
             runtime=attrs.choice("runtime", RUNTIME_CHOICES, default="auto"),
+            max_model_size_mb=attrs.integer(MODEL_SIZE_ATTRIBUTE, default=DEFAULT_MODEL_MAX_BYTES // MIB, low=1,
+                                            high=MODEL_MAX_BYTES_CEILING // MIB) or DEFAULT_MODEL_MAX_BYTES // MIB,
         )
         # Viam's built-in model accepts and ignores these; accept them too so configs move over unchanged.
         attrs.finish(known=("package_reference",))

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
 import tempfile
 from pathlib import Path
 
 from module.errors import ConfigError
+from module.files import label_limit, read_config_file
 from module.mlmodel.label_formats import parse_structured, strip_index_prefixes
 from module.mlmodel.tflite_metadata import ModelMetadata, label_file_for
 
@@ -54,34 +54,27 @@ def parse_labels(data: bytes) -> tuple[str, ...]:
     return strip_index_prefixes(lines)
 
 
-def read_label_file(path: str) -> tuple[str, ...]:
-    """Read and parse a label file.
+def read_label_file(path: str, attribute: str = "label_path", origin: str = "") -> tuple[str, ...]:
+    """Read and parse a label file (module/files.py: regular files only, at most LABEL_MAX_BYTES).
 
     Args:
         path: Path of the file.
+        attribute: The attribute that named it, for messages.
+        origin: Where the path came from when no attribute of this resource named it (also for messages).
 
     Returns:
         The labels (see :func:`parse_labels`).
 
     Raises:
-        ConfigError: The file is missing, unreadable or holds no labels; the message names the path.
+        ConfigError: The file is missing, unreadable, not a regular file, too large or holds no labels; the message
+            names the attribute and the path.
     """
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read (not /dev/zero).
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise ConfigError(f"label file {path!r} is not a regular file")
-            data = handle.read()
-    except FileNotFoundError as exc:
-        raise ConfigError(f"label file {path!r} does not exist") from exc
-    except OSError as exc:
-        raise ConfigError(f"label file {path!r} cannot be read: {exc.strerror or exc}") from exc
-    except ValueError as exc:  # a NUL character in the path
-        raise ConfigError(f"label file {path!r} is not a valid path: {exc}") from None
-    labels = parse_labels(data)
+    limit = label_limit(attribute, origin)
+    labels = parse_labels(read_config_file(path, limit))
     if not labels:
-        raise ConfigError(f"label file {path!r} is empty")
+        raise ConfigError(f"{limit.where(path)} is empty")
     return labels
+
 
 def labels_dir() -> Path:
     """``$VIAM_MODULE_DATA/labels`` under viam-server, else a per-user folder in the temp dir."""

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from module.errors import ConfigError, InvalidInputError, ModelLoadError
+from module.errors import InvalidInputError, ModelLoadError
+from module.files import model_limit, read_config_file
 from module.mlmodel.config import TFLiteConfig
 from module.mlmodel.describe import describe_model
 from module.mlmodel.graph import find_postprocess_outputs
 from module.mlmodel.labels import extract_embedded, read_label_file, write_labels
+from module.mlmodel.model_check import check_model_structure
 from module.mlmodel.pool import Pool
 from module.mlmodel.runtime import Runtime, load_runtime
 from module.mlmodel.tflite_metadata import ModelMetadata, read_model_metadata
@@ -54,7 +56,7 @@ class TFLiteModel:
     def __init__(self, config: TFLiteConfig, *, name: str = "") -> None:
         started = time.perf_counter()
         self.config = config
-        self._data = _read_model(config.model_path)
+        self._data = _read_model(config.model_path, config.max_model_bytes)
         self.sha256 = hashlib.sha256(self._data).hexdigest()
         self.runtime: Runtime = load_runtime(config.runtime)
         self._tflite_metadata = _safe_metadata(self._data, config.model_path)
@@ -92,10 +94,13 @@ class TFLiteModel:
     def _warm_up(self, slot: _Slot) -> float:
         """Run one all-zeros inference so output shapes are real and lazy kernels/delegates are prepared."""
         interpreter = slot.interpreter
-        for detail in interpreter.get_input_details():
-            interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], dtype=detail["dtype"]))
         started = time.perf_counter()
         try:
+            for detail in interpreter.get_input_details():
+                # tflite-runtime 2.14 cannot set some input types (uint16: "Got value of type NOTYPE"): refuse the
+                # model at AddResource with the runtime's reason rather than fail every call with INTERNAL.
+                interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], dtype=detail["dtype"]))
+            started = time.perf_counter()
             interpreter.invoke()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"attribute 'model_path': {self.config.model_path} failed its warm-up inference: "
@@ -104,10 +109,7 @@ class TFLiteModel:
 
     def _labels_path(self) -> str:
         if self.config.label_path:
-            try:
-                read_label_file(self.config.label_path)  # fail now, naming the path, rather than on the first call
-            except ConfigError as exc:
-                raise ConfigError(f"attribute 'label_path': {exc}") from None
+            read_label_file(self.config.label_path)  # fail now, naming the attribute and path, not on the first call
             return self.config.label_path
         if self.ultralytics is not None and self.ultralytics.names:
             # Before the TFLite metadata: 8.0-8.3 exports declare their whole metadata dict as the label file.
@@ -183,6 +185,7 @@ class TFLiteModel:
         return np.ascontiguousarray(array)
 
     def status(self) -> dict[str, Any]:
+        pool = self._pool.stats()
         return {
             "model_path": self.config.model_path,
             "model_sha256": self.sha256,
@@ -193,23 +196,27 @@ class TFLiteModel:
             "load_ms": round(self.load_ms, 1),
             "warmup_invoke_ms": round(self.warmup_ms, 2),
             "infer_count": self.infer_count,
+            "pool_busy": pool.busy,  # interpreters running a call now
+            "pool_queued": pool.queued,  # calls waiting for a free interpreter now
+            "calls_gave_up": pool.gave_up,  # calls cancelled or expired before they ran, since the load
         }
 
     def close(self) -> None:
         self._pool.close()
 
 
-def _read_model(path: str) -> bytes:
-    """The whole file in memory: replacing it on disk later can never corrupt a running interpreter."""
+def _read_model(path: str, max_bytes: int) -> bytes:
+    """The whole file in memory: replacing it on disk later can never corrupt a running interpreter.
+
+    Read through module/files.py (a regular file, at most ``max_bytes``: never /dev/zero or a FIFO), then checked
+    structurally (module/mlmodel/model_check.py) so a file cut short is refused before a runtime that does not
+    verify flatbuffers (tflite-runtime 2.14) reads past its end and takes the process down.
+    """
+    data = read_config_file(path, model_limit(max_bytes))
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise ConfigError(f"attribute 'model_path': no file at {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"attribute 'model_path': cannot read {path}: {exc.strerror}") from None
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelLoadError(f"attribute 'model_path': {path} is not a TFLite model (no TFL3 identifier)")
+        check_model_structure(data)
+    except ValueError as exc:
+        raise ModelLoadError(f"attribute 'model_path': {path} is not a usable TFLite model: {exc}") from None
     return data
 
 

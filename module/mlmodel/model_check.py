@@ -80,9 +80,9 @@ def _check_model(buf: bytes) -> None:
             raise ValueError(f"buffer {index} lies at bytes {offset}..{offset + size}, past the end of the "
                              f"{len(buf)}-byte file (the file is truncated)")
     root.string(_MODEL_DESCRIPTION)
-    for index in root.numbers(_MODEL_METADATA_BUFFER, "i") or ():
-        if not 0 <= index < len(buffers):
-            raise ValueError(f"metadata_buffer names buffer {index}, but the model has {len(buffers)}")
+    for named in root.numbers(_MODEL_METADATA_BUFFER, "i") or ():
+        if not 0 <= named < len(buffers):
+            raise ValueError(f"metadata_buffer names buffer {named}, but the model has {len(buffers)}")
     for entry in _tables(buf, root, _MODEL_METADATA):
         entry.string(0)
         if not 0 <= entry.scalar(1, "<I") < len(buffers):

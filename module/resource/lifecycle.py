@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from module.errors import ConfigError, NotFoundError
-from module.logs import level_from_arg
+from module.logs import level_from_arg, resource_logger_name
 from module.parent import ParentClient
 from module.resource.base import Dependencies
 from module.resource.manager import ResourceManager, close_quietly
@@ -52,10 +52,19 @@ class Lifecycle:
     # --- Ready ---------------------------------------------------------------------------------------------------
 
     def ready(self, parent_address: str) -> dict[API, list[str]]:
-        """Connect to the parent once (Ready may be called many times), then return the served models per API."""
+        """Connect to the parent, then return the served models per API.
+
+        Ready may be called many times: viam-server polls it at start-up, and calls it again after it restarted.
+        A repeated Ready re-dials the parent at once (ParentClient.reconnect) instead of leaving the channel in
+        grpc's reconnect backoff, which after an outage keeps failing camera reads for seconds.
+        """
         if os.environ.get("VIAM_NO_MODULE_PARENT", "").lower() != "true" and parent_address:
             with self._parent_lock:
-                if self._parent is None:
+                if self._parent is not None:
+                    self._parent.reconnect(parent_address)
+                    self._parent.check()
+                    _LOG.info("reconnected to the parent at %s", parent_address)
+                else:
                     parent = ParentClient(parent_address, tcp=self._tcp)
                     try:
                         parent.check()
@@ -82,7 +91,7 @@ class Lifecycle:
         spec = self.registry.lookup(config.api, config.model)
         parsed = self._parse(spec, config)
         deps = tuple(_parse_dependency(d) for d in dependencies)
-        logger = logging.getLogger(f"module.{spec.api.subtype}.{config.name}")
+        logger = logging.getLogger(resource_logger_name(str(spec.api), config.name))
         if config.log_level:
             logger.setLevel(level_from_arg(config.log_level))
         context = ResourceContext(name=config.name, dependencies=deps, resources=self.resources,

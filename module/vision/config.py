@@ -124,10 +124,7 @@ class VisionConfig:
 
 
 def _read_labels(path: str) -> tuple[str, ...]:
-    try:
-        return read_label_file(path)
-    except ConfigError as exc:
-        raise ConfigError(f"attribute 'label_path': {exc}") from None
+    return read_label_file(path, "label_path")  # its errors name the attribute
 
 
 def _box_order(values: tuple[float, ...] | None) -> tuple[int, ...] | None:

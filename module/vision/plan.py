@@ -202,7 +202,7 @@ def _labels(info: ModelInfo, config: VisionConfig) -> tuple[str, ...]:
     for tensor in info.outputs:
         path = tensor.extra.get("labels")
         if isinstance(path, str) and path:
-            return read_label_file(path)
+            return read_label_file(path, origin=f"the labels of mlmodel {config.mlmodel_name!r}")
     return ()
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
 
-from module.errors import DeadlineError, FailedPreconditionError, InvalidInputError
+from module.errors import DeadlineError, FailedPreconditionError, InvalidInputError, ResourceExhaustedError, UnavailableError
 from module.mlmodel.types import MLModel
 from module.parent import Frame, ParentClient, call_timeout
 from module.resource.attributes import Attributes
@@ -20,7 +20,7 @@ from module.resource.registry import ResourceContext
 from module.vision.classifications import Classification, class_probabilities, class_table, classifications
 from module.vision.config import Thresholds, VisionConfig
 from module.vision.detections import Detection, detections, yolo_detections
-from module.vision.imaging import open_image, to_model_input
+from module.vision.imaging import SUPPORTED_MIME_TYPES, normalize_mime, open_image, to_model_input
 from module.vision.model_source import ModelSource
 from module.vision.objects3d import Box2D, Intrinsics, Object3D, segment_objects
 from module.vision.pcd import MIME_PCD, PCDError, PointCloud, read_pcd
@@ -79,7 +79,8 @@ class VisionService:
 
     @classmethod
     def create(cls, context: ResourceContext, config: VisionConfig) -> VisionService:
-        service = cls(config, ModelSource(config.mlmodel_name, context.resources, context.parent), context.parent,
+        service = cls(config, ModelSource(config.mlmodel_name, context.resources, context.parent, context.logger),
+                      context.parent,
                       context.logger)
         service._plan(service._source.get())  # fail now, with names and shapes, if the model does not fit
         return service
@@ -111,19 +112,21 @@ class VisionService:
 
     # --- calls -----------------------------------------------------------------------------------------------------
 
-    def detections(self, data: bytes, mime_type: str = "") -> list[Detection]:
-        return self._run(data, mime_type, lambda outputs, plan, geometry: self._detect(outputs, plan, geometry))
+    def detections(self, data: bytes, mime_type: str = "", *, camera: str = "") -> list[Detection]:
+        """``camera``: the camera the bytes came from (a bad frame is then the camera's fault, not the caller's)."""
+        return self._run(data, mime_type, lambda outputs, plan, geometry: self._detect(outputs, plan, geometry),
+                         camera)
 
-    def classifications(self, data: bytes, mime_type: str = "", n: int = 0) -> list[Classification]:
-        return self._run(data, mime_type, lambda outputs, plan, _: self._classify(outputs, plan, n))
+    def classifications(self, data: bytes, mime_type: str = "", n: int = 0, *, camera: str = "") -> list[Classification]:
+        return self._run(data, mime_type, lambda outputs, plan, _: self._classify(outputs, plan, n), camera)
 
     def detections_from_camera(self, camera: str, timeout: float | None = None) -> list[Detection]:
         frame = self.frame(camera, timeout)
-        return self.detections(frame.data, frame.mime_type)
+        return self.detections(frame.data, frame.mime_type, camera=self._camera_name(camera))
 
     def classifications_from_camera(self, camera: str, n: int, timeout: float | None = None) -> list[Classification]:
         frame = self.frame(camera, timeout)
-        return self.classifications(frame.data, frame.mime_type, n)
+        return self.classifications(frame.data, frame.mime_type, n, camera=self._camera_name(camera))
 
     def capture_all(self, camera: str, *, want_detections: bool, want_classifications: bool,
                     timeout: float | None = None, want_objects: bool = False) -> Capture:
@@ -141,8 +144,10 @@ class VisionService:
             return replace(two_d, detections=two_d.detections if want_detections else None,
                            objects=self._objects(name, two_d.detections or [], cloud, intrinsics))
         frame = self.frame(camera, timeout)
-        dets = self.detections(frame.data, frame.mime_type) if want_detections and plan.detects else None
-        cls = self.classifications(frame.data, frame.mime_type) if want_classifications and plan.classifier else None
+        name = self._camera_name(camera)
+        dets = self.detections(frame.data, frame.mime_type, camera=name) if want_detections and plan.detects else None
+        cls = (self.classifications(frame.data, frame.mime_type, camera=name)
+               if want_classifications and plan.classifier else None)
         return Capture(frame=frame, detections=dets, classifications=cls)
 
     def frame(self, camera: str, timeout: float | None = None) -> Frame:
@@ -168,7 +173,7 @@ class VisionService:
 
         def detect(deadline: float) -> list[Detection]:
             frame = self.frame(name, max(deadline - time.monotonic(), 0.0))
-            return self.detections(frame.data, frame.mime_type)
+            return self.detections(frame.data, frame.mime_type, camera=name)
 
         found, cloud, intrinsics = self._with_cloud(name, timeout, detect)
         return self._objects(name, found, cloud, intrinsics)
@@ -258,17 +263,23 @@ class VisionService:
 
     # --- pipeline --------------------------------------------------------------------------------------------------
 
-    def _run(self, data: bytes, mime_type: str, finish: Callable[[Mapping[str, Any], Plan, tuple[Any, ...]], T]) -> T:
+    def _run(self, data: bytes, mime_type: str, finish: Callable[[Mapping[str, Any], Plan, tuple[Any, ...]], T],
+             camera: str = "") -> T:
         try:
             model = self._source.get()
             plan = self._plan(model)
-            with self.stats.time("decode"):
-                image = open_image(data, mime_type)
-                original = image.size
-            with self.stats.time("preprocess"):
-                rgb, letterbox = to_model_input(image, plan.input.size, letterbox=plan.resize_mode == "letterbox",
-                                                fill=plan.fill, center_crop=plan.resize_mode == "center_crop")
-                tensor = image_to_tensor(rgb, plan.input)
+            try:
+                with self.stats.time("decode"):
+                    image = open_image(data, mime_type)
+                    original = image.size
+                with self.stats.time("preprocess"):
+                    rgb, letterbox = to_model_input(image, plan.input.size, letterbox=plan.resize_mode == "letterbox",
+                                                    fill=plan.fill, center_crop=plan.resize_mode == "center_crop")
+                    tensor = image_to_tensor(rgb, plan.input)
+            except (InvalidInputError, ResourceExhaustedError) as exc:
+                if not camera:
+                    raise
+                raise _camera_frame_error(camera, data, mime_type, exc) from None
             with self.stats.time("infer"):
                 outputs = self._source.call(model, lambda m: m.infer({plan.input_name: tensor}))
             with self.stats.time("postprocess"):
@@ -364,6 +375,28 @@ class VisionService:
             reader, self._cloud_reader = self._cloud_reader, None
         if reader is not None:
             reader.shutdown(wait=False, cancel_futures=True)
+
+
+def _camera_frame_error(camera: str, data: bytes, mime_type: str,
+                        exc: InvalidInputError | ResourceExhaustedError) -> Exception:
+    """A frame from ``camera`` that cannot be used: the caller's request was fine, so not INVALID_ARGUMENT.
+
+    * a type this service does not decode (depth, GIF, ...): FAILED_PRECONDITION, the camera's configuration must
+      change, retrying will not help;
+    * more pixels than the module decodes: RESOURCE_EXHAUSTED, as for an image sent directly;
+    * empty, corrupt or cut-short bytes: UNAVAILABLE, which clients retry: a camera that glitched once (a frame
+      cut off in transfer, a USB reset) usually sends a good next frame.
+    """
+    mime = normalize_mime(mime_type)
+    if mime not in (*SUPPORTED_MIME_TYPES, ""):
+        return FailedPreconditionError(f"camera {camera!r} sends {mime_type!r} images, which this service cannot "
+                                       f"decode; configure it to send one of {', '.join(SUPPORTED_MIME_TYPES)}")
+    if isinstance(exc, ResourceExhaustedError):
+        return ResourceExhaustedError(f"camera {camera!r} sent a frame this module will not decode: {exc}")
+    if not data:
+        return UnavailableError(f"camera {camera!r} sent an empty frame ({mime_type or 'no mime type'})")
+    return UnavailableError(f"camera {camera!r} sent a frame that cannot be decoded ({exc}); the next frame may be "
+                            "fine")
 
 
 def _merge_thresholds(current: Thresholds, changes: Mapping[str, Any]) -> Thresholds:

@@ -176,3 +176,11 @@ def test_no_object_repr_reaches_the_caller_even_from_a_typed_error() -> None:
 
     aborted = call(handler)
     assert aborted.details == "cannot decode 4096 bytes as image/jpeg: cannot identify image file"
+
+
+@pytest.mark.parametrize(("remaining", "left"), [(12.5, 12.5), (None, None), (9.2e18, None), (-0.5, 0.0)])
+def test_the_handler_sees_how_long_its_caller_still_waits(remaining: float | None, left: float | None) -> None:
+    seen: list[float | None] = []
+    guarded(lambda request, ctx: seen.append(call_state.time_left()))(Request(), FakeContext(remaining=remaining))
+    assert seen == [left]
+    assert call_state.time_left() is None  # outside a call

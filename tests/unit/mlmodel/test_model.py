@@ -402,6 +402,11 @@ def test_non_contiguous_input_is_accepted(load: Callable[..., TFLiteModel]) -> N
 
 @pytest.mark.parametrize("dtype", model_factory.PASSTHROUGH_DTYPES)
 def test_every_passthrough_dtype(load: Callable[..., TFLiteModel], dtype: str) -> None:
+    if dtype == "uint16" and load_runtime("auto").name == "tflite-runtime":
+        # tflite-runtime 2.14's set_tensor has no uint16 ("Got value of type NOTYPE"): refused at load, by name.
+        with pytest.raises(ModelLoadError, match=r"'model_path'.*warm-up.*UINT16"):
+            load(model_factory.passthrough_model(dtype, (2, 4)))
+        return
     model = load(model_factory.passthrough_model(dtype, (2, 4)))
     (spec,), (out,) = model.metadata().inputs, model.metadata().outputs
     assert (spec.dtype, out.dtype, spec.shape, out.shape) == (dtype, dtype, (2, 4), (2, 4))

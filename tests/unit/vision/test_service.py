@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sys
 import threading
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 
 from devkit import models as model_factory
 from devkit.testdata import require_testdata
-from module.errors import ConfigError, FailedPreconditionError, InvalidInputError, ModuleError
+from module.errors import ConfigError, FailedPreconditionError, InvalidInputError, ModuleError, UnavailableError
 from module.mlmodel.config import TFLiteConfig
 from module.mlmodel.model import TFLiteModel
 from module.mlmodel.types import ModelInfo
@@ -236,7 +237,7 @@ def test_status(harness: Harness) -> None:
 # --- the mlmodel's lifecycle ---------------------------------------------------------------------------------------------
 
 def test_create_without_the_mlmodel_fails_clearly(harness: Harness) -> None:
-    with pytest.raises(FailedPreconditionError, match="'missing'"):
+    with pytest.raises(UnavailableError, match="'missing' is not available: it is not in this module"):
         harness.vision("missing")
 
 
@@ -251,16 +252,55 @@ def test_create_with_an_unusable_model_lists_its_outputs(harness: Harness) -> No
 def test_removed_mlmodel_fails_then_works_when_re_added(harness: Harness) -> None:
     service = harness.service(detector())
     assert len(service.detections(image_bytes())) == 3
+    harness.resources.replacement_wait_s = 0  # not waiting for a replacement here: see the next test
     removed = harness.resources.pop(MLMODEL_API, "mlmodel")
     assert removed is not None
     removed.close()
     for call in (lambda: service.detections(image_bytes()), service.properties,
                  lambda: service.do_command({"command": "get_config"})):
-        with pytest.raises(FailedPreconditionError, match="'mlmodel'"):
+        with pytest.raises(UnavailableError, match="'mlmodel' is not available: it was removed .* retry"):
             call()
     assert service.do_command({"command": "stats"})["errors"] == 1
     harness.model(detector())
     assert len(service.detections(image_bytes())) == 3
+
+
+class _Signal(logging.Handler):
+    """Sets ``seen`` when a record containing ``text`` is logged (from any thread)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text, self.seen = text, threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+
+def test_a_call_while_the_mlmodel_is_replaced_waits_for_the_replacement(harness: Harness) -> None:
+    """viam-server reconfigures by RemoveResource, then AddResource: a call in between is answered by the new
+    model. The call waits on the manager's condition (woken by put); the test waits for the call's own log line."""
+    service = harness.service(detector())
+    removed = harness.resources.pop(MLMODEL_API, "mlmodel")
+    assert removed is not None
+    removed.close()
+    harness.resources.replacement_wait_s = 60  # only the put can end this wait in time
+    signal = _Signal("waiting for mlmodel 'mlmodel'")
+    logger = logging.getLogger("module")  # the default logger of a resource context
+    logger.addHandler(signal)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        outcome: list[Any] = []
+        waiter = threading.Thread(target=lambda: outcome.append(service.detections(image_bytes())))
+        waiter.start()
+        assert signal.seen.wait(30), "the call did not wait for the replacement"
+        harness.model(model_factory.detector_model([BOX], [2], [0.8]))  # the replacement: one box, class 2
+        waiter.join(30)
+    finally:
+        logger.removeHandler(signal)
+        logger.setLevel(old_level)
+    assert [d.class_name for d in outcome[0]] == ["2"]  # answered by the replacement
 
 
 def test_reconfigured_mlmodel_gets_a_new_plan(harness: Harness) -> None:
