@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
 from module import call_state
-from module.errors import CancelledError
+from module.errors import CancelledError, DeadlineError, ModuleError
 
 T = TypeVar("T")
 _WAIT_SLICE_S: Final = 0.05  # how often a waiting caller checks whether its call is still wanted
@@ -83,7 +83,7 @@ class Pool(Generic[T]):
         with self._changed:
             if self._abandoned():
                 self._give_up_locked()
-                raise CancelledError("the call was cancelled or its deadline passed before it reached an interpreter")
+                raise _gave_up("before it reached an interpreter")
             if self._free and not self._waiters:
                 return self._free.popleft()
             waiter: _Waiter[T] = _Waiter()
@@ -94,14 +94,13 @@ class Pool(Generic[T]):
                 if waiter.item is None and self._abandoned():
                     self._waiters.remove(waiter)
                     self._give_up_locked()
-                    raise CancelledError("the call was cancelled or its deadline passed while it waited for a free "
-                                         "interpreter")
+                    raise _gave_up("while it waited for a free interpreter")
             item = waiter.item
         if self._abandoned():
             self._release(item)
             with self._changed:
                 self._give_up_locked()
-            raise CancelledError("the call was cancelled or its deadline passed before an interpreter was free")
+            raise _gave_up("before an interpreter was free")
         return item
 
     def _give_up_locked(self) -> None:
@@ -122,3 +121,12 @@ class Pool(Generic[T]):
     def close(self) -> None:
         """Mark the pool out of service (see the class docstring: leases keep working)."""
         self.closed = True
+
+
+def _gave_up(when: str) -> ModuleError:
+    """DEADLINE_EXCEEDED for a call whose time ran out (the status its client expects, whichever side notices the
+    deadline first), CANCELLED for one its client cancelled."""
+    left = call_state.time_left()
+    if left is not None and left <= 0:
+        return DeadlineError(f"the call's deadline passed {when}")
+    return CancelledError(f"the call was cancelled {when}")

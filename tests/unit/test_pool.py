@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from module import call_state
-from module.errors import CancelledError
+from module.errors import CancelledError, DeadlineError
 from module.mlmodel.pool import Pool, PoolStats
 
 pytestmark = pytest.mark.timeout(30)
@@ -26,12 +26,19 @@ class FakeCall:
 
     def __init__(self) -> None:
         self.wanted = True
+        self.remaining: float | None = None  # no deadline
 
     def is_active(self) -> bool:
-        return self.wanted
+        return self.wanted and (self.remaining is None or self.remaining > 0)
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
 
     def cancel(self) -> None:
         self.wanted = False
+
+    def expire(self) -> None:
+        self.remaining = 0.0
 
 
 class Caller(threading.Thread):
@@ -45,7 +52,7 @@ class Caller(threading.Thread):
 
     def run(self) -> None:
         try:
-            with call_state.serving(self.call.is_active), self.pool.lease() as item:
+            with call_state.serving(self.call.is_active, self.call.time_remaining), self.pool.lease() as item:
                 self.used.append((self.name, item))
                 self.body()
         except BaseException as exc:  # noqa: BLE001 - recorded for the test to assert on
@@ -129,6 +136,22 @@ def test_a_waiting_call_that_is_cancelled_gives_up_without_the_item() -> None:
     assert used == []  # it never ran
     with pool.lease() as item:  # the item is free again for the next call
         assert item == "only"
+
+
+def test_an_expired_call_gets_deadline_exceeded_and_a_cancelled_one_cancelled() -> None:
+    """Whichever side notices an expired deadline first, the client sees DEADLINE_EXCEEDED."""
+    pool = Pool(["only"])
+    used: list[tuple[str, Any]] = []
+    expired, cancelled = FakeCall(), FakeCall()
+    with pool.lease():
+        waiters = [Caller(pool, expired, used, "expired"), Caller(pool, cancelled, used, "cancelled")]
+        for i, waiter in enumerate(waiters):
+            waiter.start()
+            wait_for(pool, lambda s, n=i + 1: s.queued == n)
+        expired.expire()
+        cancelled.cancel()
+        assert [type(w.result()) for w in waiters] == [DeadlineError, CancelledError]
+    assert used == []
 
 
 def test_a_call_abandoned_before_it_asks_gets_nothing_even_from_a_free_pool() -> None:
