@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
+from module import call_state
 from module.errors import NotFoundError
 from module.resource.base import Resource
 from module.resource.names import API
@@ -53,7 +54,12 @@ class ResourceManager:
             return self._resources.get((api, name))
 
     def get(self, api: API, name: str) -> Resource:
+        """The resource a call names; one removed moments ago is waited for (see :meth:`wait_for_replacement`),
+        within the calling RPC's own deadline."""
         found = self.find(api, name)
+        if found is None and self.removal(api, name) is not None:
+            left = call_state.time_left()
+            found = self.wait_for_replacement(api, name, None if left is None else left * 0.9)
         if found is None:
             existing = ", ".join(repr(n) for n in self.names(api)) or "none"
             raise NotFoundError(f"no {api.subtype} resource named {name!r} in this module (existing: {existing})")

@@ -2,10 +2,10 @@
 (devkit/standin/parent.py): every bad thing fails the one call it touches with a clear status, and the next call works.
 
 Covered here: camera errors, time-outs, empty/corrupt/truncated/oversized frames; an mlmodel removed from under a
-vision service and added back (with and without a parent); cancelled and expired calls giving their interpreter
-up; kill -9 and a restart on the same socket path; hostile tensors (shapes claiming 2**64 elements, shape/data
+vision service and added back (with and without a parent); kill -9 and a restart on the same socket path; hostile tensors (shapes claiming 2**64 elements, shape/data
 mismatch, zero and 2**64-1 dimensions, NaN/Inf); messages above the size limit; broken model and label files at
-AddResource. Image decoding itself is fuzzed in tests/unit/vision/test_imaging.py.
+AddResource. Image decoding itself is fuzzed in tests/unit/vision/test_imaging.py. Cancelled and expired calls
+giving their interpreter up: tests/unit/test_pool.py and tests/e2e/test_reliability_field.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import struct
-import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from devkit.models import classifier_model, detector_model, dynamic_model, passthrough_model, slow_model
+from devkit.models import classifier_model, detector_model, dynamic_model, passthrough_model
 from devkit.standin.launcher import MLMODEL, VISION, ModuleProcess, short_tempdir
 from devkit.standin.parent import CameraFrame, FakeParent, frame
 from devkit.testdata import TESTDATA
@@ -212,6 +211,9 @@ def _jpeg_claiming(width: int, height: int) -> bytes:
 
 
 def _bad_frames() -> list[tuple[str, CameraFrame, grpc.StatusCode]]:
+    """Corrupt, cut-short or empty frames: UNAVAILABLE (a glitch; the next frame may be fine); a type this service
+    does not decode: FAILED_PRECONDITION (the camera's configuration must change); over the pixel limit:
+    RESOURCE_EXHAUSTED. Never INVALID_ARGUMENT: the caller's arguments were fine."""
     png = encoded(image(), "PNG")
     jpeg = encoded(image(), "JPEG")
     return [
@@ -221,19 +223,19 @@ def _bad_frames() -> list[tuple[str, CameraFrame, grpc.StatusCode]]:
          grpc.StatusCode.RESOURCE_EXHAUSTED),
         ("jpeg-claiming-65500x65500", CameraFrame(_jpeg_claiming(65500, 65500), "image/jpeg"),
          grpc.StatusCode.RESOURCE_EXHAUSTED),
-        ("empty", CameraFrame(b"", "image/jpeg"), grpc.StatusCode.INVALID_ARGUMENT),
+        ("empty", CameraFrame(b"", "image/jpeg"), grpc.StatusCode.UNAVAILABLE),
         ("garbage-jpeg", CameraFrame(b"\xff\xd8\xff\xe0 not really a jpeg" * 4, "image/jpeg"),
-         grpc.StatusCode.INVALID_ARGUMENT),
-        ("truncated-jpeg", CameraFrame(jpeg[: len(jpeg) // 3], "image/jpeg"), grpc.StatusCode.INVALID_ARGUMENT),
-        ("truncated-png", CameraFrame(png[: len(png) // 2], "image/png"), grpc.StatusCode.INVALID_ARGUMENT),
+         grpc.StatusCode.UNAVAILABLE),
+        ("truncated-jpeg", CameraFrame(jpeg[: len(jpeg) // 3], "image/jpeg"), grpc.StatusCode.UNAVAILABLE),
+        ("truncated-png", CameraFrame(png[: len(png) // 2], "image/png"), grpc.StatusCode.UNAVAILABLE),
         ("zero-size-rgba", CameraFrame(b"RGBA" + struct.pack(">II", 0, 0), "image/vnd.viam.rgba"),
-         grpc.StatusCode.INVALID_ARGUMENT),
+         grpc.StatusCode.UNAVAILABLE),
         ("short-rgba", CameraFrame(b"RGBA" + struct.pack(">II", 100, 100) + b"\0" * 10, "image/vnd.viam.rgba"),
-         grpc.StatusCode.INVALID_ARGUMENT),
+         grpc.StatusCode.UNAVAILABLE),
         ("rgba-claiming-4-billion-pixels", CameraFrame(b"RGBA" + struct.pack(">II", 65535, 65535), "image/vnd.viam.rgba"),
          grpc.StatusCode.RESOURCE_EXHAUSTED),
-        ("depth", CameraFrame(b"DEPTHMAP" + b"\0" * 64, "image/vnd.viam.dep"), grpc.StatusCode.INVALID_ARGUMENT),
-        ("gif", CameraFrame(encoded(image(), "GIF"), "image/gif"), grpc.StatusCode.INVALID_ARGUMENT),
+        ("depth", CameraFrame(b"DEPTHMAP" + b"\0" * 64, "image/vnd.viam.dep"), grpc.StatusCode.FAILED_PRECONDITION),
+        ("gif", CameraFrame(encoded(image(), "GIF"), "image/gif"), grpc.StatusCode.FAILED_PRECONDITION),
     ]
 
 
@@ -243,6 +245,8 @@ def test_bad_camera_frame_fails_that_call_and_the_next_works(w: World, bad: Came
     w.parent.cameras["cam"] = bad
     error = rpc_error(from_camera, w.module)
     assert error.code() == expected, error.details()
+    assert error.details().startswith("camera 'cam' "), error.details()  # names the camera it blames
+    assert "object at 0x" not in error.details(), error.details()
     w.parent.cameras["cam"] = w.good_frame
     assert from_camera(w.module) == expected_boxes(DETECTOR)
 
@@ -253,14 +257,16 @@ def _removed_then_added_back(module: ModuleProcess, model_dir: Path) -> None:
     data = encoded(image(), "PNG")
     assert of_bytes(module, data, "image/png", "vis2") == expected_boxes(DETECTOR)
     module.remove("rdk:service:mlmodel/det2")
+    # The first call waits up to 3 s for viam-server to add it back (RemoveResource then AddResource), then all are
+    # UNAVAILABLE (retryable: missing for now, not wrongly configured).
     for call in (lambda: of_bytes(module, data, "image/png", "vis2"),
                  lambda: module.vision.GetClassifications(vision_pb2.GetClassificationsRequest(
                      name="vis2", image=data, mime_type="image/png", n=1), timeout=10),
                  lambda: module.vision.GetProperties(vision_pb2.GetPropertiesRequest(name="vis2"), timeout=10)):
         for _ in range(2):  # stays so, call after call
             error = rpc_error(call)
-            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.details()
-            assert "det2" in error.details()
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+            assert "'det2' is not available" in error.details(), error.details()
     # Added back (as another model): the vision service uses it at once, with a plan made for the new model.
     module.add("det2", MLMODEL, {"model_path": detector_file(model_dir / "other.tflite", OTHER_DETECTOR)})
     assert of_bytes(module, data, "image/png", "vis2") == expected_boxes(OTHER_DETECTOR)
@@ -290,54 +296,6 @@ def test_mlmodel_removed_and_added_back_without_a_parent(tmp_path: Path) -> None
         module.add("det2", MLMODEL, {"model_path": detector_file(tmp_path / "det.tflite")})
         module.add("vis2", VISION, {"mlmodel_name": "det2"}, ("rdk:service:mlmodel/det2",))
         _removed_then_added_back(module, tmp_path)
-    finally:
-        module.close()
-
-
-# --- cancellation and deadlines --------------------------------------------------------------------------------------
-
-def test_cancelled_and_expired_calls_give_their_interpreter_up(tmp_path: Path) -> None:
-    """pool_size=1 and a slow model: while two real calls hold the one interpreter, 8 calls whose deadline passes
-    and 4 that the client cancels wait for it. None of those 12 may run the model afterwards (before the fix all
-    of them did); the real calls and the next one succeed."""
-    path = tmp_path / "slow.tflite"
-    path.write_bytes(slow_model())
-    module = ModuleProcess(env={"VIAM_NO_MODULE_PARENT": "true"}, log_level="info")
-    try:
-        module.wait_for_socket()
-        module.ready("")
-        module.add("slow", MLMODEL, {"model_path": str(path), "pool_size": 1})
-        x = {"input": np.full((1, 512, 512), 0.001, np.float32)}
-        request = mlmodel_pb2.InferRequest(name="slow", input_tensors=flat_tensors.encode_all(x))
-        started = time.monotonic()
-        infer(module, "slow", x, timeout=60)
-        one_call_s = time.monotonic() - started
-        before = status(module, "slow")["infer_count"]
-
-        holders = [module.mlmodel.Infer.future(request, timeout=60) for _ in range(2)]
-        time.sleep(0.02)
-        # Deadlines well below one invoke, cancellations soon after the start: all 12 are abandoned while the two
-        # holders still keep the interpreter busy, whatever the machine's speed.
-        short = min(0.05, one_call_s / 4)
-        expiring = [module.mlmodel.Infer.future(request, timeout=short) for _ in range(8)]
-        cancelled = [module.mlmodel.Infer.future(request, timeout=60) for _ in range(4)]
-        time.sleep(short)
-        for f in cancelled:
-            f.cancel()
-        expired = [f.exception().code() for f in expiring]
-        held = [f.result() for f in holders]
-        reply = infer(module, "slow", x, timeout=60)
-        after = status(module, "slow")["infer_count"]
-        abandoned_runs = after - before - 3  # the two holders and the last call ran it
-        print(f"\none call {one_call_s * 1000:.0f} ms; 12 abandoned calls ran the interpreter {abandoned_runs:.0f} "
-              f"time(s)")
-        assert expired == [grpc.StatusCode.DEADLINE_EXCEEDED] * 8
-        assert all(f.cancelled() for f in cancelled)
-        assert all(np.isfinite(flat_tensors.decode_all(r.output_tensors)["mean"]).all() for r in held)
-        assert np.isfinite(reply["mean"]).all()
-        # 0 is the norm (before the fix: 8 of 12). On a CPU-starved machine grpc may take a cancellation in late,
-        # or receive a call so late that its own deadline (counted from arrival) has not passed: allow 2.
-        assert abandoned_runs <= 2, f"{abandoned_runs:.0f} of 12 abandoned calls still ran the model"
     finally:
         module.close()
 

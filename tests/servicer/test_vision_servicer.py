@@ -343,17 +343,19 @@ def test_vision_follows_its_mlmodel(module_process: ModuleProcess, tmp_path: Pat
     request = pb.GetDetectionsRequest(name="v", image=IMAGES["image/png"], mime_type="image/png")
 
     err = rpc_error(lambda: module_process.add("v", VISION, {"mlmodel_name": "m"}, (MLMODEL_PREFIX + "m",)))
-    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "'m'" in err.details()
+    assert err.code() == grpc.StatusCode.UNAVAILABLE and "'m' is not available" in err.details()
 
     module_process.add("m", MLMODEL, {"model_path": str(detector_path), "pool_size": 1})
     module_process.add("v", VISION, {"mlmodel_name": "m"}, (MLMODEL_PREFIX + "m",))
     assert [box_of(d) for d in vision.GetDetections(request, timeout=30).detections] == [BOX_PX]
 
     module_process.remove(MLMODEL_PREFIX + "m")
-    err = rpc_error(lambda: vision.GetDetections(request, timeout=30))
-    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "'m'" in err.details()
+    # Missing for now (retryable), not wrongly configured. A short deadline: the call would otherwise wait up to
+    # 3 s for viam-server to add the mlmodel back (tests/e2e/test_reliability_field.py).
+    err = rpc_error(lambda: vision.GetDetections(request, timeout=0.5))
+    assert err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), err.details()
     err = rpc_error(lambda: vision.GetProperties(pb.GetPropertiesRequest(name="v"), timeout=30))
-    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.code() == grpc.StatusCode.UNAVAILABLE and "'m' is not available" in err.details()
 
     module_process.add("m", MLMODEL, {"model_path": str(detector_path), "pool_size": 1})
     assert [box_of(d) for d in vision.GetDetections(request, timeout=30).detections] == [BOX_PX]
