@@ -115,12 +115,18 @@ class ParentLogHandler(logging.Handler):
                 self.fallbacks += 1
                 sys.stderr.write(self._formatter.format(record) + "\n")
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wait until every record queued so far was sent (or written to stderr)."""
+    def drain(self, timeout: float = 5.0) -> None:
+        """Wait until every record queued so far was sent (or written to stderr). Not ``flush``: logging calls
+        that at exit, when the sender thread may be gone."""
+        if not self._thread.is_alive():
+            return
         done = threading.Event()
         marker = logging.LogRecord("module.logs", logging.DEBUG, __file__, 0, "", None, None)
         marker.flush_event = done  # _run sets it instead of sending the marker
-        self._queue.put(marker)
+        try:
+            self._queue.put(marker, timeout=timeout)
+        except queue.Full:
+            return
         done.wait(timeout)
 
     def close(self, flush_timeout: float = 0.5) -> None:

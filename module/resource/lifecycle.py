@@ -55,12 +55,15 @@ class Lifecycle:
         """Connect to the parent, then return the served models per API.
 
         Ready may be called many times: viam-server polls it at start-up, and calls it again after it restarted.
-        A repeated Ready re-dials the parent at once (ParentClient.reconnect) instead of leaving the channel in
-        grpc's reconnect backoff, which after an outage keeps failing camera reads for seconds.
+        A repeated Ready keeps a healthy connection (one connection, however often Ready comes). After calls failed
+        to reach the parent (viam-server was away: grpc's reconnect backoff would keep failing camera reads for
+        seconds after it came back), it re-dials the parent at once (ParentClient.reconnect) and checks it.
         """
         if os.environ.get("VIAM_NO_MODULE_PARENT", "").lower() != "true" and parent_address:
             with self._parent_lock:
                 if self._parent is not None:
+                    if self._parent.address == parent_address and self._parent.healthy():
+                        return self._served()
                     self._parent.reconnect(parent_address)
                     self._parent.check()
                     _LOG.info("reconnected to the parent at %s", parent_address)
@@ -75,6 +78,9 @@ class Lifecycle:
                     _LOG.info("connected to the parent at %s", parent_address)
                     if self._on_parent:
                         self._on_parent(parent)
+        return self._served()
+
+    def _served(self) -> dict[API, list[str]]:
         return {api: [str(m) for m in models] for api, models in self.registry.models_by_api().items()}
 
     def parent(self) -> ParentClient | None:

@@ -356,11 +356,11 @@ def test_vision_with_an_mlmodel_behind_the_parent(session: Session, cat_referenc
         data = (require_testdata(CAT) / CAT).read_bytes()
         assert summary(detections_of_bytes(session.module, "det-remote", data, "image/bmp")) == summary(cat_reference)
         assert "Metadata" in seen and "Infer" in seen
-        # The remote model going away is FAILED_PRECONDITION naming it, not a crash.
+        # The remote model going away is UNAVAILABLE (retryable) naming it, not a crash.
         session.parent.mlmodel = None
         error = rpc_error(detections_of_bytes, session.module, "det-remote", data, "image/bmp")
-        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "remote-ssd" in error.details()
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+        assert "'remote-ssd' is not available" in error.details() and "NOT_FOUND" in error.details()
     finally:
         session.parent.mlmodel = None
         session.module.remove("rdk:service:vision/det-remote")

@@ -41,7 +41,7 @@ def test_an_exception_reaches_the_parent_with_its_stack_under_the_resource_logge
         raise ValueError("bad thing")
     except ValueError as exc:
         logger.error("internal error (error id %s)", "0badcafe", exc_info=exc)
-    handler.flush()
+    handler.drain()
     (entry,) = parent.entries
     assert entry.logger_name == "rdk:service:vision/my.vis"  # verbatim: the dot in the name is kept
     assert entry.level == "error"
@@ -57,7 +57,7 @@ def test_module_loggers_keep_the_sdk_naming_and_levels_map() -> None:
     logger.critical("c")
     logger.warning("w")
     logger.debug("d")
-    handler.flush()
+    handler.drain()
     assert [(e.logger_name, e.level, e.stack) for e in parent.entries] == [
         ("module/mlmodel/pool", "error", ""), ("module/mlmodel/pool", "warn", ""), ("module/mlmodel/pool", "debug", "")]
     handler.close()
@@ -72,13 +72,13 @@ def test_without_the_parent_records_and_tracebacks_go_to_stderr(capsys: pytest.C
         raise RuntimeError("lost")
     except RuntimeError:
         logger.exception("internal error (error id 12345678)")
-    handler.flush()
+    handler.drain()
     err = capsys.readouterr().err
     assert "error id 12345678" in err and "RuntimeError: lost" in err and "Traceback" in err
     assert handler.fallbacks == 1
     parent.up = True  # back: the next record goes to the parent again
     logger.info("again")
-    handler.flush()
+    handler.drain()
     assert [e.message.split("\t")[1] for e in parent.entries] == ["again"]
     handler.close()
 
