@@ -14,6 +14,8 @@ from PIL import Image
 
 from devkit.local.video import is_video
 from devkit.standin.parent import CameraFrame
+from module.errors import ConfigError
+from module.files import image_limit, read_config_file
 from module.gen.component.camera.v1 import camera_pb2
 
 IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -56,11 +58,22 @@ def expand(spec: str, base: Path, video: VideoFrames | None = None) -> list[Path
 
 
 def encode(path: Path) -> tuple[bytes, str]:
-    """The bytes a camera would send for ``path``: JPEG and PNG as they are, other formats as PNG."""
+    """The bytes a camera would send for ``path``: JPEG and PNG as they are, other formats as PNG.
+
+    Read through module/files.py like every file the module is configured with: a regular file of at most
+    IMAGE_MAX_BYTES (a path that became a FIFO or a link to /dev/zero since it was listed fails, it never blocks).
+
+    Raises:
+        ValueError: The file cannot be read (the message names the attribute and the path).
+    """
+    try:
+        data = read_config_file(str(path), image_limit("color_image_file_path"))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
     mime = _PASS_THROUGH.get(path.suffix.lower())
     if mime:
-        return path.read_bytes(), mime
-    with Image.open(path) as image:
+        return data, mime
+    with Image.open(io.BytesIO(data)) as image:
         out = io.BytesIO()
         rgb = image.convert("RGBA" if "A" in image.getbands() else "RGB")
         rgb.save(out, format="PNG", compress_level=1)  # fast: it is sent, not kept
