@@ -97,10 +97,10 @@ def read_config_file(path: str, limit: FileLimit) -> bytes:
 
 
 def _too_big(where: str, size: int | None, limit: FileLimit) -> str:
-    has = f"is {size:,} bytes" if size is not None else "grew while it was read and is"
+    has = f"is {size:,} bytes" if size is not None else "grew while it was read"
     hint = (f"; if the file is right, raise the limit with the attribute {limit.raise_with!r} (in MB)"
             if limit.raise_with else "")
-    return f"{where} {has} over the {limit.max_bytes:,}-byte limit for a {limit.kind}{hint}"
+    return f"{where} {has}, over the {limit.max_bytes:,}-byte limit for a {limit.kind}{hint}"
 
 
 def _kind_of(mode: int) -> str:

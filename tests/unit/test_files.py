@@ -88,7 +88,7 @@ def test_the_limit_is_inclusive_and_can_be_raised(tmp_path: Path) -> None:
     path = tmp_path / "m.tflite"
     path.write_bytes(bytes(1000))
     assert len(read_config_file(str(path), model_limit(max_bytes=1000))) == 1000
-    assert "1,000 bytes over the 999-byte limit" in _error(path, model_limit(max_bytes=999))
+    assert "1,000 bytes, over the 999-byte limit" in _error(path, model_limit(max_bytes=999))
 
 
 def test_defaults_suit_each_kind() -> None:
