@@ -4,8 +4,9 @@
 Covered here: camera errors, time-outs, empty/corrupt/truncated/oversized frames; an mlmodel removed from under a
 vision service and added back (with and without a parent); kill -9 and a restart on the same socket path; hostile
 tensors (shapes claiming 2**64 elements, shape/data mismatch, zero and 2**64-1 dimensions, NaN/Inf); messages
-above the size limit; broken model and label files at AddResource. Image decoding itself is fuzzed in tests/unit/vision/test_imaging.py. Cancelled and expired calls
-giving their interpreter up: tests/unit/test_pool.py and tests/e2e/test_reliability_field.py.
+above the size limit; broken model and label files at AddResource. Image decoding itself is fuzzed in
+tests/unit/vision/test_imaging.py. Cancelled and expired calls giving their interpreter up: tests/unit/test_pool.py
+and tests/e2e/test_reliability_field.py.
 """
 
 from __future__ import annotations
