@@ -14,7 +14,7 @@ import pytest
 from devkit.standin.launcher import short_tempdir
 from devkit.standin.parent import FakeParent, frame
 from module.errors import DeadlineError, NotFoundError, UnavailableError
-from module.parent import DEFAULT_TIMEOUT, ParentClient, _call_timeout
+from module.parent import DEFAULT_TIMEOUT, ParentClient, call_timeout
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -53,7 +53,7 @@ def client(parent: FakeParent) -> Iterator[ParentClient]:
 ])
 def test_a_parent_call_gets_slightly_less_than_the_callers_remaining_time(remaining: float | None,
                                                                            expected: float) -> None:
-    assert _call_timeout(remaining) == pytest.approx(expected)
+    assert call_timeout(remaining) == pytest.approx(expected)
 
 
 def test_a_hanging_camera_is_a_deadline_error_naming_the_camera_and_the_time(parent: FakeParent,
