@@ -2,67 +2,39 @@
 # The entrypoint viam-server runs:   ./run.sh <socket path> [--log-level=LEVEL] [--tcp-mode]
 # and, for people:                   ./run.sh demo | ./run.sh local ... | ./run.sh test | ./run.sh bench | ./run.sh soak
 #
-# The first start creates .venv next to this file and installs the dependencies (about a minute); later starts
-# only check a stamp file, so the module is up in well under the time viam-server allows.
+# The environment (.venv next to this file) is created by first_run.sh: viam-server runs it before the first
+# start of a registry or .tar.gz module (meta.json "first_run"); from a clone, run ./first_run.sh once. As the
+# module, this script only checks the stamp first_run.sh wrote and execs python: no install inside viam-server's
+# start-up window. The developer commands (test, demo, ...) call first_run.sh themselves.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CALLER_PWD="$PWD"
 cd "$HERE"
 VENV="${TFLITE_MODULE_VENV:-$HERE/.venv}"
-PY="${PYTHON:-python3}"
 
 log() { echo "run.sh: $*" >&2; }
 
-stamp_for() { cat requirements*.txt setup.py | sha256sum | cut -c1-16; }
-
-ensure_venv() {
-    local extra="$1" stamp="$VENV/.installed-$1-$(stamp_for)"
-    [ -f "$stamp" ] && return 0
-    if [ ! -x "$VENV/bin/python" ]; then
-        log "creating $VENV"
-        if ! "$PY" -m venv "$VENV" 2>/dev/null; then
-            # Debian/Ubuntu ship venv separately.
-            if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-                apt-get update -qq && apt-get install -y -qq python3-venv >&2
-            fi
-            rm -rf "$VENV"; "$PY" -m venv "$VENV"
-        fi
-    fi
-    log "installing dependencies into $VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-    if [ "$extra" = dev ]; then
-        "$VENV/bin/python" -m pip install -q -r requirements-dev.txt >&2
-    else
-        "$VENV/bin/python" -m pip install -q -r requirements.txt >&2
-    fi
-    # ai-edge-litert (XNNPACK with quantized kernels: ~9x faster on uint8/int8 models) where a wheel exists,
-    # else the older tflite-runtime (built against NumPy 1.x).
-    "$VENV/bin/python" -m pip install -q "ai-edge-litert>=2.3.0" >&2 \
-        || "$VENV/bin/python" -m pip install -q "tflite-runtime>=2.14.0" "numpy<2" >&2 \
-        || { log "could not install a TFLite runtime"; exit 1; }
-    rm -f "$VENV"/.installed-"$extra"-*
-    touch "$stamp"
-}
+stamp_for() { cat requirements*.txt setup.py 2>/dev/null | sha256sum | cut -c1-16; }
 
 case "${1:-}" in
     test)
         shift
-        ensure_venv dev
+        "$HERE/first_run.sh" dev
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     bench)
         shift
-        ensure_venv dev
+        "$HERE/first_run.sh" dev
         bash bench/setup_envs.sh  # the comparison venvs (tflite-runtime, viam-sdk); quick once they exist
         exec "$VENV/bin/python" -u -m bench "$@"
         ;;
     soak)
         shift
-        ensure_venv dev
+        "$HERE/first_run.sh" dev
         exec "$VENV/bin/python" -u -m bench.soak "$@"
         ;;
     demo|local)
-        ensure_venv base
+        "$HERE/first_run.sh" base
         # Paths on the command line (config, --images, --out) are relative to where the user ran run.sh.
         cd "$CALLER_PWD"
         PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" exec "$VENV/bin/python" -u -m devkit.local "$@"
@@ -72,8 +44,14 @@ case "${1:-}" in
         exit 2
         ;;
     *)
-        ensure_venv base
-        # exec: python must be the process viam-server signals (SIGTERM on stop).
+        # A dev environment is a superset of the runtime one.
+        stamp="$(stamp_for)"
+        if [ ! -x "$VENV/bin/python" ] || { [ ! -f "$VENV/.installed-base-$stamp" ] && [ ! -f "$VENV/.installed-dev-$stamp" ]; }; then
+            log "the environment in $VENV is missing or out of date: run $HERE/first_run.sh (viam-server runs it"
+            log "itself for registry and .tar.gz modules; a module configured as a run.sh path needs it run once)"
+            exit 1
+        fi
+        # exec: python must be the process viam-server signals (SIGTERM on stop); -u: line by line to viam-server.
         exec "$VENV/bin/python" -u -m module "$@"
         ;;
 esac
