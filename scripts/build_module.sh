@@ -74,7 +74,7 @@ if [ "$PYTHONS" != none ]; then
                 continue
             fi
             # The fallback interpreter: tflite-runtime has wheels for CPython <= 3.11 only.
-            download_wheels "$dest" "$pyver" "${FALLBACK_REQS[@]}" \
+            download_wheels "$dest" "$pyver" "${FALLBACK_REQS[@]}" 2>/dev/null \
                 || log "no tflite-runtime wheel for CPython $pyver on linux/$arch (ai-edge-litert only)"
             touch "$dest/.complete"
         fi
