@@ -49,6 +49,7 @@ def offline_env(root: Path) -> dict[str, str]:
 @dataclass(frozen=True)
 class Installed:
     root: Path
+    archive: Path
     archive_bytes: int
     first_run_s: float
     first_run_log: str
@@ -64,18 +65,30 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
              "BUILD_DIR": str(work / "build"), "PYTHON": sys.executable}, timeout=900)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
 
-    root = work / "unpacked"  # an empty folder, like viam-server's packages/data/module/<id>-<version>-<arch>
-    root.mkdir()
-    with tarfile.open(archive) as tar:
-        tar.extractall(root, filter="data") if sys.version_info >= (3, 12) else tar.extractall(root)
-    (work / "data").mkdir()
+    root = unpack(archive, work / "unpacked")
     started = time.monotonic()
-    # Like viam-server: the script's absolute path, no arguments, viam-server's own working directory.
-    first_run = subprocess.run([str(root / "first_run.sh")], cwd="/", env=offline_env(root), capture_output=True,
-                               text=True, timeout=900)
+    first_run = run_first_run(root)
     elapsed = time.monotonic() - started
     assert first_run.returncode == 0, first_run.stdout[-3000:] + first_run.stderr[-3000:]
-    yield Installed(root, archive.stat().st_size, elapsed, first_run.stderr)
+    yield Installed(root, archive, archive.stat().st_size, elapsed, first_run.stderr)
+
+
+def unpack(archive: Path, root: Path) -> Path:
+    """Into an empty folder, like viam-server's packages/data/module/<id>-<version>-<arch>."""
+    root.mkdir()
+    (root.parent / "data").mkdir(exist_ok=True)
+    with tarfile.open(archive) as tar:
+        if sys.version_info >= (3, 12):
+            tar.extractall(root, filter="data")
+        else:
+            tar.extractall(root)
+    return root
+
+
+def run_first_run(root: Path) -> subprocess.CompletedProcess[str]:
+    """Like viam-server: the script's absolute path, no arguments, viam-server's own working directory."""
+    return subprocess.run([str(root / "first_run.sh")], cwd="/", env=offline_env(root), capture_output=True, text=True,
+                          timeout=900)
 
 
 def test_archive_holds_the_runtime_and_this_platforms_wheels(installed: Installed) -> None:
@@ -99,12 +112,12 @@ def png(size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def test_the_installed_archive_starts_like_viam_server_starts_it_and_serves_a_detection(installed: Installed,
-                                                                                        tmp_path: Path) -> None:
-    root = installed.root
+def serve_a_detection(root: Path, model_dir: Path) -> float:
+    """Start root/run.sh as viam-server does, check Ready against root/meta.json, add a detector, detect; returns
+    the seconds from the start to Ready."""
     manifest = json.loads((root / "meta.json").read_text())
     served = {entry["api"]: entry["model"] for entry in manifest["models"]}
-    model_file = tmp_path / "detector.tflite"
+    model_file = model_dir / "detector.tflite"
     model_file.write_bytes(detector_model([BOX], [0], [0.9]))
 
     started = time.monotonic()
@@ -125,7 +138,7 @@ def test_the_installed_archive_starts_like_viam_server_starts_it_and_serves_a_de
         detections = process.vision.GetDetections(
             vision_pb2.GetDetectionsRequest(name="detector", image=png(IMAGE_SIZE), mime_type="image/png"),
             timeout=20).detections
-        assert len(detections) == 1
+        assert len(detections) == 1, process.log()[-3000:]
         found = detections[0]
         width, height = IMAGE_SIZE
         assert found.confidence == pytest.approx(0.9, abs=1e-6)
@@ -136,7 +149,31 @@ def test_the_installed_archive_starts_like_viam_server_starts_it_and_serves_a_de
         assert command[0].decode() == str(root / ".venv" / "bin" / "python")
     finally:
         process.close()
+    return ready_s
+
+
+def test_the_installed_archive_starts_like_viam_server_starts_it_and_serves_a_detection(installed: Installed,
+                                                                                        tmp_path: Path) -> None:
+    ready_s = serve_a_detection(installed.root, tmp_path)
     print(f"\nstart -> Ready after first_run: {ready_s:.2f} s")
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="tflite-runtime has wheels up to CPython 3.11 only")
+def test_without_an_ai_edge_litert_wheel_first_run_installs_tflite_runtime_with_numpy_1(installed: Installed,
+                                                                                       tmp_path: Path) -> None:
+    root = unpack(installed.archive, tmp_path / "unpacked")
+    for wheel in (root / "wheels").glob("ai_edge_litert-*.whl"):
+        wheel.unlink()  # as on a robot where no ai-edge-litert wheel fits
+    result = run_first_run(root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "trying tflite-runtime with NumPy < 2" in result.stderr
+    probe = subprocess.run([str(root / ".venv" / "bin" / "python"), "-c",
+                            "import numpy, tflite_runtime.interpreter, importlib.util as u; "
+                            "print(numpy.__version__, u.find_spec('ai_edge_litert') is None)"],
+                           capture_output=True, text=True, timeout=60)
+    version, no_litert = probe.stdout.split()
+    assert int(version.split(".")[0]) < 2 and no_litert == "True"
+    serve_a_detection(root, tmp_path)
 
 
 def test_run_sh_refuses_to_start_without_the_environment_and_names_first_run(tmp_path: Path) -> None:
