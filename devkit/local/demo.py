@@ -21,6 +21,7 @@ from devkit.local.demo_models import write_demo_models
 from devkit.local.robot import REPO
 from devkit.local.robot_config import RobotConfig
 from devkit.local.synthetic import write_pictures
+from module.catalog import REGISTRY
 
 DEMO_CONFIG: Final = REPO / "config" / "demo.json"
 DEMO_IMAGES: Final = REPO / "demo" / "images"
@@ -51,6 +52,9 @@ def demo_config(model: str | None, out: Path, synthetic: bool = False) -> RobotC
         paths = {DETECTOR_MODEL: str(detector), CLASSIFIER[0]: str(classifier)}
     resources = tuple(replace(r, attributes={**r.attributes, "model_path": paths[r.name]}) if r.name in paths
                       else replace(r, attributes=_absolute(r.attributes)) for r in resources)
+    # The model triplets this checkout serves (meta.json), so a fork's demo runs after editing meta.json alone.
+    served = {str(api): str(models[0]) for api, models in REGISTRY.models_by_api().items()}
+    resources = tuple(replace(r, model=served.get(r.api, r.model)) for r in resources)
     return replace(config, resources=resources)
 
 

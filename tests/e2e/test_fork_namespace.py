@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from tests.harness import REPO, ModuleProcess
-from tests.model_factory import add_model
-
-pytestmark = pytest.mark.slow
+from devkit.models import add_model
+from devkit.standin.launcher import REPO, ModuleProcess
 
 FORK = "acme-robotics"
 
@@ -35,8 +34,11 @@ def fork(tmp_path: Path) -> Iterator[tuple[ModuleProcess, dict]]:
     original = json.loads((REPO / "meta.json").read_text())
     meta = rename_namespace(original, FORK)
     (copy / "meta.json").write_text(json.dumps(meta, indent=2))
-    # python -m module from the copy (cwd and VIAM_MODULE_ROOT are the copy): its module/ and its meta.json.
-    process = ModuleProcess(root=copy, env={"VIAM_NO_MODULE_PARENT": "true", "PYTHONPATH": ""})
+    # The copy's module/ and meta.json, started with this interpreter (cwd and VIAM_MODULE_ROOT are the copy).
+    start = copy / "start.sh"
+    start.write_text(f'#!/bin/sh\ncd "$(dirname "$0")"\nPYTHONPATH= exec {sys.executable} -u -m module "$@"\n')
+    start.chmod(0o755)
+    process = ModuleProcess(executable=start, env={"VIAM_NO_MODULE_PARENT": "true"})
     try:
         process.wait_for_socket()
         yield process, {"original": original, "fork": meta}

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from devkit.standin.launcher import REPO
+from module.catalog import REGISTRY, build_registry
 from module.manifest import MANIFEST_PATH, ManifestError, load_manifest, parse_manifest
-from tests.harness import REPO
+from module.resource.names import MLMODEL_API, VISION_API
 
 META = json.loads((REPO / "meta.json").read_text())
 
@@ -96,3 +98,16 @@ def test_missing_or_unreadable_meta_json(tmp_path: Path) -> None:
     (tmp_path / "meta.json").write_text("{not json")
     with pytest.raises(ManifestError, match="cannot read it as JSON"):
         load_manifest(tmp_path / "meta.json")
+
+
+def test_the_catalog_serves_the_triplets_the_manifest_names() -> None:
+    served = {str(api): [str(model) for model in models] for api, models in REGISTRY.models_by_api().items()}
+    assert served == {entry["api"]: [entry["model"]] for entry in META["models"]}
+
+    fork = build_registry(parse_manifest(manifest(), Path("meta.json")))
+    assert {api: [str(m) for m in models] for api, models in fork.models_by_api().items()} == {
+        MLMODEL_API: ["acme:mlmodel:tflite_cpu"], VISION_API: ["acme:vision:mlmodel"]}
+    assert fork.lookup("rdk:service:vision", "acme:vision:mlmodel").model.namespace == "acme"
+    with pytest.raises(ManifestError, match="does not implement"):
+        build_registry(parse_manifest(manifest(models=[{"api": "rdk:component:camera", "model": "acme:camera:x"}]),
+                                      Path("meta.json")))

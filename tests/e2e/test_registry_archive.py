@@ -22,11 +22,9 @@ from pathlib import Path
 import PIL.Image
 import pytest
 
+from devkit.models import detector_model
+from devkit.standin.launcher import REPO, ModuleProcess
 from module.gen.service.vision.v1 import vision_pb2
-from tests.harness import REPO, ModuleProcess
-from tests.model_factory import detector_model
-
-pytestmark = pytest.mark.slow
 
 THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 IMAGE_SIZE = (100, 80)  # width, height
@@ -121,7 +119,7 @@ def serve_a_detection(root: Path, model_dir: Path) -> float:
     model_file.write_bytes(detector_model([BOX], [0], [0.9]))
 
     started = time.monotonic()
-    process = ModuleProcess(via_run_sh=True, root=root, env={"VIAM_NO_MODULE_PARENT": "true"})
+    process = ModuleProcess(executable=root / "run.sh", env={"VIAM_NO_MODULE_PARENT": "true"})
     try:
         process.wait_for_socket(timeout=60)
         reply = process.ready("/nonexistent/parent.sock")
