@@ -66,17 +66,25 @@ if [ "$PYTHONS" != none ]; then
             dest="$BUILD_DIR/wheels/$key"
         fi
         if [ ! -f "$dest/.complete" ]; then
-            rm -rf "$dest"; mkdir -p "$dest"
+            # Downloaded beside the cache entry and renamed into place: a concurrent or interrupted build never
+            # sees a half-filled set.
+            partial="$dest.partial.$$"
+            rm -rf "$partial"; mkdir -p "$partial"
             log "downloading wheels for CPython $pyver on linux/$arch"
-            if ! download_wheels "$dest" "$pyver" -r requirements.txt "$LITERT_REQ" pip; then
+            if ! download_wheels "$partial" "$pyver" -r requirements.txt "$LITERT_REQ" pip; then
                 log "no complete wheel set for CPython $pyver on linux/$arch: skipped (first_run.sh would use PyPI there)"
-                rm -rf "$dest"
+                rm -rf "$partial"
                 continue
             fi
             # The fallback interpreter: tflite-runtime has wheels for CPython <= 3.11 only.
-            download_wheels "$dest" "$pyver" "${FALLBACK_REQS[@]}" 2>/dev/null \
+            download_wheels "$partial" "$pyver" "${FALLBACK_REQS[@]}" 2>/dev/null \
                 || log "no tflite-runtime wheel for CPython $pyver on linux/$arch (ai-edge-litert only)"
-            touch "$dest/.complete"
+            touch "$partial/.complete"
+            if [ -f "$dest/.complete" ]; then
+                rm -rf "$partial"  # another build got there first: use its set
+            else
+                rm -rf "$dest"; mv "$partial" "$dest"
+            fi
         fi
         cp "$dest"/*.whl "$STAGE/wheels/"
         bundled+=("$pyver")

@@ -100,6 +100,8 @@ def test_archive_holds_the_runtime_and_this_platforms_wheels(installed: Installe
         assert "tflite_runtime" in wheels
     assert (root / "wheels" / "PYTHONS").read_text().split() == [THIS_PYTHON]
     assert "installing from the" in installed.first_run_log and "bundled wheels" in installed.first_run_log
+    again = run_first_run(root)  # viam-server runs it again when its marker is lost: the stamp makes it a no-op
+    assert again.returncode == 0 and again.stderr == ""
     print(f"\narchive {installed.archive_bytes / 1e6:.1f} MB (wheels for CPython {THIS_PYTHON}); "
           f"first_run offline {installed.first_run_s:.1f} s")
 
@@ -172,6 +174,21 @@ def test_without_an_ai_edge_litert_wheel_first_run_installs_tflite_runtime_with_
     version, no_litert = probe.stdout.split()
     assert int(version.split(".")[0]) < 2 and no_litert == "True"
     serve_a_detection(root, tmp_path)
+
+
+def test_first_run_offline_without_a_fitting_wheel_fails_and_says_why(installed: Installed, tmp_path: Path) -> None:
+    """A wheel missing from the archive on an offline robot: first_run fails (viam-server then does not start the
+    module) and its output says which Pythons the archive carries; run.sh refuses the half-made environment."""
+    root = unpack(installed.archive, tmp_path / "unpacked")
+    for wheel in (root / "wheels").glob("grpcio-*.whl"):
+        wheel.unlink()
+    result = run_first_run(root)
+    assert result.returncode == 1
+    assert "do not fit" in result.stderr and "trying the package index" in result.stderr
+    assert f"could not install the dependencies (offline? bundled wheels are for: {THIS_PYTHON})" in result.stderr
+    start = subprocess.run([str(root / "run.sh"), str(tmp_path / "x.sock")], cwd=root, capture_output=True, text=True,
+                           timeout=30, env=offline_env(root))
+    assert start.returncode == 1 and "first_run.sh" in start.stderr
 
 
 def test_run_sh_refuses_to_start_without_the_environment_and_names_first_run(tmp_path: Path) -> None:
