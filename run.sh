@@ -44,12 +44,16 @@ case "${1:-}" in
         exit 2
         ;;
     *)
-        # A dev environment is a superset of the runtime one.
+        # No environment at all: refuse, naming the fix. A stale one (requirement files changed since first_run.sh,
+        # e.g. after a git pull in a clone): warn and start; a registry version is always installed afresh.
         stamp="$(stamp_for)"
-        if [ ! -x "$VENV/bin/python" ] || { [ ! -f "$VENV/.installed-base-$stamp" ] && [ ! -f "$VENV/.installed-dev-$stamp" ]; }; then
-            log "the environment in $VENV is missing or out of date: run $HERE/first_run.sh (viam-server runs it"
-            log "itself for registry and .tar.gz modules; a module configured as a run.sh path needs it run once)"
+        if [ ! -x "$VENV/bin/python" ] || ! compgen -G "$VENV/.installed-*" >/dev/null; then
+            log "no environment in $VENV: run $HERE/first_run.sh (viam-server runs it itself for registry and"
+            log ".tar.gz modules; a module configured as a run.sh path needs it run once)"
             exit 1
+        fi
+        if [ ! -f "$VENV/.installed-base-$stamp" ] && [ ! -f "$VENV/.installed-dev-$stamp" ]; then
+            log "warning: the requirement files changed since first_run.sh made $VENV; run $HERE/first_run.sh again"
         fi
         # exec: python must be the process viam-server signals (SIGTERM on stop); -u: line by line to viam-server.
         exec "$VENV/bin/python" -u -m module "$@"

@@ -200,3 +200,19 @@ def test_run_sh_refuses_to_start_without_the_environment_and_names_first_run(tmp
     assert result.returncode == 1
     assert f"run {tmp_path}/first_run.sh" in result.stderr
     assert not (tmp_path / ".venv").exists()
+
+
+def test_run_sh_starts_a_stale_environment_with_a_warning(tmp_path: Path) -> None:
+    """Requirement files changed since first_run.sh (a git pull in a clone): run.sh warns and still starts python."""
+    for name in ("run.sh", "first_run.sh", "requirements.txt", "requirements-dev.txt", "setup.py", "meta.json"):
+        shutil.copy2(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "module", tmp_path / "module", ignore=shutil.ignore_patterns("__pycache__"))
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # the test interpreter stands in
+    (venv_bin / "python").chmod(0o755)
+    (tmp_path / ".venv" / ".installed-base-0123456789abcdef").touch()  # made for other requirement files
+    result = subprocess.run([str(tmp_path / "run.sh"), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60, env={k: v for k, v in os.environ.items() if k not in ("TFLITE_MODULE_VENV", "PYTHONPATH")})
+    assert "warning: the requirement files changed since first_run.sh" in result.stderr
+    assert result.returncode == 0 and "socket_path" in result.stdout  # python -m module ran (its --help)
