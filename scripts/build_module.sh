@@ -86,9 +86,13 @@ if [ "$PYTHONS" != none ]; then
                 rm -rf "$dest"; mv "$partial" "$dest"
             fi
         fi
+        touch "$dest"  # last used: sets unused for 14 days are pruned below
         cp "$dest"/*.whl "$STAGE/wheels/"
         bundled+=("$pyver")
     done
+    if [ -n "${WHEEL_CACHE:-}" ]; then
+        find "$WHEEL_CACHE" -mindepth 1 -maxdepth 1 -type d -name 'cp*-linux-*' -mtime +14 -exec rm -rf {} + || true
+    fi
     [ "${#bundled[@]}" -gt 0 ] || { log "no wheels could be downloaded for any of: $PYTHONS"; exit 1; }
     printf '%s\n' "${bundled[@]}" > "$STAGE/wheels/PYTHONS"
 fi
