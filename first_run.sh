@@ -93,8 +93,7 @@ else
 fi
 
 # The interpreter must import: a wheel that installs but does not load (glibc, CPU) is caught here, not at start.
-if ! "$VPY" -c 'import sys
-try:
+if ! "$VPY" -c 'try:
     from ai_edge_litert.interpreter import Interpreter  # noqa: F401
 except ImportError:
     from tflite_runtime.interpreter import Interpreter  # noqa: F401' >&2; then
