@@ -18,7 +18,6 @@ import signal
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,31 +28,29 @@ import pytest
 
 from devkit.models import classifier_model, detector_model, dynamic_model, passthrough_model
 from devkit.standin.launcher import MLMODEL, VISION, ModuleProcess, short_tempdir
-from devkit.standin.parent import CameraFrame, FakeParent, frame
+from devkit.standin.parent import CameraFrame
 from devkit.testdata import TESTDATA
 from module.gen.common.v1 import common_pb2
 from module.gen.service.mlmodel.v1 import mlmodel_pb2, mlmodel_pb2_grpc
 from module.gen.service.vision.v1 import vision_pb2, vision_pb2_grpc
 from module.mlmodel import flat_tensors
+from tests.support.detector_world import (
+    BOXES,
+    DETECTOR,
+    IMAGE_SIZE,
+    OTHER_DETECTOR,
+    World,
+    detector_file,
+    detector_world,
+    image,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
-IMAGE_SIZE = (40, 30)
-BOXES = [(0.25, 0.25, 0.75, 0.5)]
-DETECTOR = {"boxes": BOXES, "classes": [1], "scores": [0.75]}
-OTHER_DETECTOR = {"boxes": [(0.0, 0.5, 0.5, 1.0)], "classes": [0], "scores": [0.5]}
+LOG_LEVEL = "info"
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------------
-
-def detector_file(path: Path, spec: dict[str, Any] = DETECTOR) -> str:
-    path.write_bytes(detector_model(spec["boxes"], spec["classes"], spec["scores"]))
-    return str(path)
-
-
-def image(size: tuple[int, int] = IMAGE_SIZE, seed: int = 3) -> PIL.Image.Image:
-    return PIL.Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-
 
 def encoded(img: PIL.Image.Image, fmt: str) -> bytes:
     out = io.BytesIO()
@@ -104,45 +101,18 @@ def raw_tensor(shape: list[int], field: str, data: Any) -> mlmodel_pb2.FlatTenso
     return mlmodel_pb2.FlatTensor(shape=shape, **{field: data})
 
 
-@dataclass
-class World:
-    dir: str
-    parent: FakeParent
-    module: ModuleProcess
-    good_frame: CameraFrame
-
-
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    """A module Ready with a fake parent; mlmodel "det" (DETECTOR), vision "vis" on camera "cam"."""
-    directory = short_tempdir()
-    parent = FakeParent(os.path.join(directory, "parent.sock"))
-    module = ModuleProcess(socket_dir=directory, log_level="info")
-    good = frame(image(), "image/png")
-    parent.cameras["cam"] = good
-    try:
-        module.wait_for_socket()
-        module.ready(parent.address)
-        module.add("det", MLMODEL, {"model_path": detector_file(Path(directory) / "det.tflite"), "pool_size": 2})
-        module.add("vis", VISION, {"mlmodel_name": "det", "camera_name": "cam"},
-                   ("rdk:service:mlmodel/det", "rdk:component:camera/cam"))
-        yield World(directory, parent, module, good)
-    finally:
-        module.close()
-        parent.close()
-        shutil.rmtree(directory, ignore_errors=True)
+    with detector_world(LOG_LEVEL) as made:
+        yield made
 
 
 @pytest.fixture
 def w(world: World) -> Iterator[World]:
     """The shared world, checked healthy before and restored after each test."""
-    world.parent.clear_faults()
-    world.parent.cameras["cam"] = world.good_frame
-    assert world.module.proc.poll() is None, world.module.log()
+    world.reset()
     yield world
-    world.parent.clear_faults()
-    world.parent.cameras["cam"] = world.good_frame
-    assert world.module.proc.poll() is None, f"the module died:\n{world.module.log()[-3000:]}"
+    world.reset()
 
 
 # --- camera faults ---------------------------------------------------------------------------------------------------

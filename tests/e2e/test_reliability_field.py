@@ -21,7 +21,6 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,26 +37,22 @@ from module.gen.service.mlmodel.v1 import mlmodel_pb2
 from module.gen.service.vision.v1 import vision_pb2
 from module.mlmodel import flat_tensors
 from module.resource.structs import struct_to_dict
+from tests.support.detector_world import (
+    DETECTOR,
+    IMAGE_SIZE,
+    OTHER_DETECTOR,
+    World,
+    detector_file,
+    detector_world,
+    png,
+    start,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
-IMAGE_SIZE = (40, 30)
-DETECTOR = {"boxes": [(0.25, 0.25, 0.75, 0.5)], "classes": [1], "scores": [0.75]}
-OTHER = {"boxes": [(0.0, 0.5, 0.5, 1.0)], "classes": [0], "scores": [0.5]}
+LOG_LEVEL = "debug"
 REPR = re.compile(r"object at 0x|<[\w.]+ object|at 0x[0-9a-f]{6,}")
 SIGNAL_S = 30.0  # the longest a signal that follows at once may take to show on a starved machine
-
-
-def detector_file(path: Path, spec: dict[str, Any] = DETECTOR) -> str:
-    path.write_bytes(detector_model(spec["boxes"], spec["classes"], spec["scores"]))
-    return str(path)
-
-
-def png() -> bytes:
-    out = io.BytesIO()
-    PIL.Image.fromarray(np.random.default_rng(3).integers(0, 256, (IMAGE_SIZE[1], IMAGE_SIZE[0], 3), np.uint8)).save(
-        out, "PNG")
-    return out.getvalue()
 
 
 def expected(spec: dict[str, Any]) -> list[tuple[str, int, int, int, int]]:
@@ -99,49 +94,18 @@ def wait_for_log(parent: FakeParent, text: str) -> common_pb2.LogEntry:
     return found[0]
 
 
-@dataclass
-class World:
-    dir: str
-    parent: FakeParent
-    module: ModuleProcess
-    good_frame: CameraFrame
-
-
-def _start(directory: str, env: dict[str, str] | None = None) -> tuple[FakeParent, ModuleProcess]:
-    parent = FakeParent(os.path.join(directory, "parent.sock"))
-    module = ModuleProcess(socket_dir=directory, log_level="debug", env=env)
-    module.wait_for_socket()
-    module.ready(parent.address)
-    return parent, module
-
-
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    """A module Ready with a fake parent; mlmodel "det" (DETECTOR), vision "vis" on camera "cam"."""
-    directory = short_tempdir()
-    parent, module = _start(directory)
-    good = frame(PIL.Image.open(io.BytesIO(png())), "image/png")
-    parent.cameras["cam"] = good
-    try:
-        module.add("det", MLMODEL, {"model_path": detector_file(Path(directory) / "det.tflite"), "pool_size": 2})
-        module.add("vis", VISION, {"mlmodel_name": "det", "camera_name": "cam"},
-                   ("rdk:service:mlmodel/det", "rdk:component:camera/cam"))
-        yield World(directory, parent, module, good)
-    finally:
-        module.close()
-        parent.close()
-        shutil.rmtree(directory, ignore_errors=True)
+    with detector_world(LOG_LEVEL) as made:
+        yield made
 
 
 @pytest.fixture
 def w(world: World) -> Iterator[World]:
-    world.parent.clear_faults()
-    world.parent.cameras["cam"] = world.good_frame
-    assert world.module.proc.poll() is None, world.module.log()
+    """The shared world, checked healthy before and restored after each test."""
+    world.reset()
     yield world
-    world.parent.clear_faults()
-    world.parent.cameras["cam"] = world.good_frame
-    assert world.module.proc.poll() is None, f"the module died:\n{world.module.log()[-3000:]}"
+    world.reset()
 
 
 # --- 1. a file path that points at something no one should read --------------------------------------------------------
@@ -205,9 +169,9 @@ def test_a_call_in_the_remove_add_gap_waits_for_the_replacement(w: World, tmp_pa
         caller = threading.Thread(target=call)
         caller.start()
         wait_for_log(w.parent, "waiting for mlmodel 'det2'")  # the call arrived in the gap and waits
-        w.module.add("det2", MLMODEL, {"model_path": detector_file(tmp_path / "other.tflite", OTHER)})
+        w.module.add("det2", MLMODEL, {"model_path": detector_file(tmp_path / "other.tflite", OTHER_DETECTOR)})
         caller.join(SIGNAL_S)
-        assert outcome == {"boxes": expected(OTHER)}  # answered by the replacement
+        assert outcome == {"boxes": expected(OTHER_DETECTOR)}  # answered by the replacement
     finally:
         w.module.remove("rdk:service:vision/vis2")
         w.module.remove("rdk:service:mlmodel/det2")
@@ -267,7 +231,7 @@ def test_undecodable_camera_bytes_blame_the_camera(w: World, bad: CameraFrame, c
 def test_after_the_parent_restarts_the_first_camera_call_after_ready_works(tmp_path: Path) -> None:
     """Before: camera calls kept failing UNAVAILABLE for 4-6 s after Ready (grpc's reconnect backoff)."""
     directory = short_tempdir()
-    parent, module = _start(directory)
+    parent, module = start(directory, log_level="debug")
     try:
         parent.cameras["cam"] = frame(PIL.Image.open(io.BytesIO(png())), "image/png")
         module.add("det", MLMODEL, {"model_path": detector_file(tmp_path / "det.tflite")})
@@ -299,7 +263,7 @@ def test_an_unexpected_error_reaches_the_parents_log_with_its_traceback_and_id(t
         "    raise RuntimeError('planted bug')\n\n\n"
         "service.VisionService.properties = broken\n")
     directory = short_tempdir()
-    parent, module = _start(directory, env={"PYTHONPATH": f"{site}{os.pathsep}{REPO}"})
+    parent, module = start(directory, log_level="debug", env={"PYTHONPATH": f"{site}{os.pathsep}{REPO}"})
     try:
         module.add("det", MLMODEL, {"model_path": detector_file(tmp_path / "det.tflite")})
         module.add("vis", VISION, {"mlmodel_name": "det"}, ("rdk:service:mlmodel/det",))
