@@ -5,11 +5,8 @@ remote mlmodel calls, logs with viam-server's rules, and how each parent failure
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import struct
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -17,7 +14,6 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from devkit.standin.launcher import short_tempdir
 from devkit.standin.parent import CameraFrame, DepthData, FakeParent, HandlerError, frame
 from module.errors import DeadlineError, FailedPreconditionError, InvalidInputError, NotFoundError, UnavailableError
 from module.gen.common.v1 import common_pb2
@@ -38,26 +34,6 @@ def image() -> PIL.Image.Image:
     """A small image with distinct pixels, so any decoding mistake (channel order, rows) shows."""
     rng = np.random.default_rng(7)
     return PIL.Image.fromarray(rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8), "RGB")
-
-
-@pytest.fixture
-def parent() -> Iterator[FakeParent]:
-    directory = short_tempdir()
-    fake = FakeParent(os.path.join(directory, "parent.sock"))
-    try:
-        yield fake
-    finally:
-        fake.close()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture
-def client(parent: FakeParent) -> Iterator[ParentClient]:
-    c = ParentClient(parent.address)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def pixels(data: bytes, mime: str) -> np.ndarray:

@@ -3,15 +3,10 @@ naming the camera, and a re-dial that makes the parent usable at once after it r
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
-
 import grpc
 import PIL.Image
 import pytest
 
-from devkit.standin.launcher import short_tempdir
 from devkit.standin.parent import FakeParent, frame
 from module.errors import DeadlineError, NotFoundError, UnavailableError
 from module.parent import DEFAULT_TIMEOUT, ParentClient, call_timeout
@@ -19,25 +14,9 @@ from module.parent import DEFAULT_TIMEOUT, ParentClient, call_timeout
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def parent() -> Iterator[FakeParent]:
-    directory = short_tempdir()
-    fake = FakeParent(os.path.join(directory, "parent.sock"))
-    fake.cameras["cam"] = frame(PIL.Image.new("RGB", (8, 6), (10, 20, 30)), "image/png")
-    try:
-        yield fake
-    finally:
-        fake.close()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture
-def client(parent: FakeParent) -> Iterator[ParentClient]:
-    connected = ParentClient(parent.address)
-    try:
-        yield connected
-    finally:
-        connected.close()
+@pytest.fixture(autouse=True)
+def camera(parent: FakeParent) -> None:
+    parent.cameras["cam"] = frame(PIL.Image.new("RGB", (8, 6), (10, 20, 30)), "image/png")
 
 
 @pytest.mark.parametrize(("remaining", "expected"), [
