@@ -31,6 +31,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--skip-bare", action="store_true", help="skip the bare-interpreter sweep over every model")
     p.add_argument("--skip-sdk", action="store_true", help="skip the viam-sdk client and the viam-sdk alternative")
     p.add_argument("--save", action="store_true", help="also write bench/RESULTS.json and bench/RESULTS.md")
+    p.add_argument("--only", choices=("defaults",),
+                   help="run only these rows: 'defaults' = issue 13's targets with model_path only (bench/cases/defaults.py)")
+    p.add_argument("--models", default="ssd,yolov8n", help="with --only defaults: which models (default ssd,yolov8n)")
+    p.add_argument("--rounds", type=int, help="with --only defaults: throughput windows per path (default 8, quick 3)")
     p.add_argument("--settle-seconds", type=float, default=120.0,
                    help="wait up to this long for the load average to fall below 0.7 first (default 120; 0: don't)")
     return p.parse_args(argv)
@@ -48,6 +52,35 @@ def settle(limit_s: float, below: float = 0.7) -> None:
         load = os.getloadavg()[0]
 
 
+def run_defaults(args: argparse.Namespace, n: int, memory_calls: int, seconds: float) -> int:
+    """``--only defaults``: issue 13's rows, their table, and bench/results/defaults-<time>.json."""
+    from bench.cases import defaults
+
+    started = time.time()
+    sdk_python = None if args.skip_sdk else cases.venv_python(
+        ".venv-sdk-bench", ".venv-sdk", needs=("viam.services.mlmodel", "viam.services.vision", "ai_edge_litert", "PIL"))
+    result: dict[str, Any] = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                              "machine": cases.machine()}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        jpeg = cases.make_jpeg(Path(tmp)).read_bytes()
+    models = tuple(m for m in args.models.split(",") if m)
+    rounds = args.rounds or (3 if args.quick else 8)
+    result.update(defaults.defaults(jpeg, n, seconds, rounds, sdk_python, models))
+    if args.memory_calls:
+        cases.log(f"defaults: memory over {memory_calls} GetDetections")
+        result["memory"] = defaults.memory(jpeg, memory_calls)
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["duration_s"] = round(time.time() - started, 1)
+    table = defaults.render(result)
+    print(table)
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    path = out_dir / f"defaults-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(defaults.strip_samples(result), indent=1) + "\n")
+    print(f"\nJSON: {path}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     n = args.samples or (50 if args.quick else 300)
@@ -60,6 +93,8 @@ def main(argv: list[str]) -> int:
         return 2
 
     settle(args.settle_seconds)
+    if args.only == "defaults":
+        return run_defaults(args, n, memory_calls, seconds)
     started = time.time()
     result: dict[str, Any] = {
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -106,6 +141,10 @@ def main(argv: list[str]) -> int:
                                                                     sdk_python)
         else:
             result["sdk_alternative"] = {"skipped": "no SDK venv with viam-sdk, ai-edge-litert and Pillow"}
+        cases.log("defaults (model_path only): one client and as many clients as cores, SSD and YOLOv8n")
+        from bench.cases import defaults
+        result["defaults"] = defaults.strip_samples(defaults.defaults(jpeg, n, seconds, 3 if args.quick else 8,
+                                                                      sdk_python))
         if not args.skip_bare:
             result["bare"] = cases.bare_interpreters(bare_n, tflite_python)
         else:
@@ -115,6 +154,8 @@ def main(argv: list[str]) -> int:
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["duration_s"] = round(time.time() - started, 1)
     table, checks = render(result)
+    from bench.cases import defaults as defaults_case
+    table += "\n\n" + defaults_case.render({"cores": result["defaults"].get("cores"), **result["defaults"]})
     result["targets"] = checks
     print(table)
 

@@ -54,7 +54,9 @@ class ErrorBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                with call_state.serving(lambda: _wanted(context), context.time_remaining):
+                # working: from the moment the request is parsed, so the interpreter pool does not hand the
+                # all-cores interpreter to another call as if it were alone (module/mlmodel/pool.py)
+                with call_state.serving(lambda: _wanted(context), context.time_remaining), call_state.working():
                     return inner(request, context)
             except ModuleError as exc:
                 context.abort(exc.code, plain_text(str(exc)))  # a last guard: no object repr reaches a user

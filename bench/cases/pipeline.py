@@ -32,7 +32,7 @@ def in_process_service(attrs: dict[str, Any], name: str) -> tuple[Any, Any]:
 
 def in_process(jpeg: bytes, n: int) -> dict[str, Any]:
     """The module's own VisionService + TFLiteModel objects, called directly (no gRPC), plus a stage breakdown."""
-    from module.vision import results
+    from module.vision import detections as results
     from module.vision.imaging import open_image, to_model_input
     from module.vision.plan import make_plan
     from module.vision.tensorize import image_to_tensor

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from module import call_state
 from module.errors import InvalidInputError, ModelLoadError
 from module.files import model_limit, read_config_file
 from module.mlmodel.config import TFLiteConfig
@@ -62,29 +63,32 @@ class TFLiteModel:
         self._tflite_metadata = _safe_metadata(self._data, config.model_path)
         self.ultralytics = read_ultralytics_metadata(self._data)
         self._postprocess = find_postprocess_outputs(self._data)
-        first = self._new_slot()
+        self.interpreters = config.interpreters()
+        first = self._new_slot(self.interpreters.threads)
         self.warmup_ms = self._warm_up(first)
         labels_path = self._labels_path()
         self._info = describe_model(first.interpreter, self._tflite_metadata, labels_path, fallback_name=name,
                                     ultralytics=self.ultralytics, postprocess=self._postprocess)
         self._inputs = self._input_specs(first)
         self._output_names = [t.name for t in self._info.outputs]
-        slots = [first] + [self._new_slot() for _ in range(config.pool_size - 1)]
-        for slot in slots[1:]:
+        slots = [first] + [self._new_slot(self.interpreters.threads) for _ in range(self.interpreters.count - 1)]
+        solo = self._new_slot(self.interpreters.solo_threads) if self.interpreters.solo_threads else None
+        for slot in [*slots[1:], *([solo] if solo else [])]:
             self._warm_up(slot)
-        self._pool: Pool[_Slot] = Pool(slots)
+        self._pool: Pool[_Slot] = Pool(slots, solo=solo)
         self._count_lock = threading.Lock()
         self.infer_count = 0
         self.load_ms = (time.perf_counter() - started) * 1000
-        _LOG.info("loaded %s with %s %s: %d interpreter(s) x %d thread(s), warm-up invoke %.1f ms, load %.0f ms",
-                  config.model_path, self.runtime.name, self.runtime.version, len(slots), config.num_threads,
+        _LOG.info("loaded %s with %s %s: %d interpreter(s) x %d thread(s)%s, warm-up invoke %.1f ms, load %.0f ms",
+                  config.model_path, self.runtime.name, self.runtime.version, len(slots), self.interpreters.threads,
+                  f" + 1 x {self.interpreters.solo_threads} threads for a call that is alone" if solo else "",
                   self.warmup_ms, self.load_ms)
 
     # --- loading -------------------------------------------------------------------------------------------------
 
-    def _new_slot(self) -> _Slot:
+    def _new_slot(self, threads: int) -> _Slot:
         try:
-            interpreter = self.runtime.interpreter_class(model_content=self._data, num_threads=self.config.num_threads)
+            interpreter = self.runtime.interpreter_class(model_content=self._data, num_threads=threads)
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"attribute 'model_path': {self.config.model_path} could not be loaded by "
@@ -133,7 +137,7 @@ class TFLiteModel:
     def infer(self, inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
         """Run the model. Raises InvalidInputError (naming what was expected and what came) for bad inputs."""
         arrays = self._match_inputs(inputs)
-        with self._pool.lease() as slot:
+        with call_state.working(), self._pool.lease() as slot:
             interpreter = slot.interpreter
             resized = False
             for spec, array in arrays:
@@ -191,8 +195,11 @@ class TFLiteModel:
             "model_sha256": self.sha256,
             "runtime": self.runtime.name,
             "runtime_version": self.runtime.version,
-            "num_threads": self.config.num_threads,
+            "num_threads": self.interpreters.threads,
             "pool_size": self._pool.size,
+            # the extra interpreter a call gets when it is alone (default attributes only; 0: none)
+            "solo_num_threads": self.interpreters.solo_threads,
+            "solo_infer_count": self._pool.solo_leases,
             "load_ms": round(self.load_ms, 1),
             "warmup_invoke_ms": round(self.warmup_ms, 2),
             "infer_count": self.infer_count,

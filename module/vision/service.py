@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
 
+from module import call_state
 from module.errors import DeadlineError, FailedPreconditionError, InvalidInputError, ResourceExhaustedError, UnavailableError
 from module.mlmodel.types import MLModel
 from module.parent import Frame, ParentClient, call_timeout
@@ -265,6 +266,13 @@ class VisionService:
 
     def _run(self, data: bytes, mime_type: str, finish: Callable[[Mapping[str, Any], Plan, tuple[Any, ...]], T],
              camera: str = "") -> T:
+        # Working from the first byte decoded: another call reaching its infer while this one decodes is not alone,
+        # and must not take the interpreter with every core (module/mlmodel/pool.py).
+        with call_state.working():
+            return self._pipeline(data, mime_type, finish, camera)
+
+    def _pipeline(self, data: bytes, mime_type: str, finish: Callable[[Mapping[str, Any], Plan, tuple[Any, ...]], T],
+                  camera: str) -> T:
         try:
             model = self._source.get()
             plan = self._plan(model)

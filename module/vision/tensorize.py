@@ -149,10 +149,21 @@ def _affine(
 def _apply_affine(
     pixels: NDArray[np.uint8], gain: NDArray[np.float32], offset: NDArray[np.float32], dtype: DTypeLike
 ) -> NDArray[np.generic]:
-    """``pixels * gain + offset`` per channel, computed in one float32 buffer, then cast to ``dtype``."""
-    work = pixels.astype(np.float32)
-    work *= gain
-    work += offset
+    """``pixels * gain + offset`` per channel, computed in one float32 buffer, then cast to ``dtype``.
+
+    Never broadcasts the 3-value gain over the last axis: NumPy then runs its inner loop 3 elements at a time
+    (9 ms for a 640x640 image instead of 1). One gain for all channels (the usual case) is a scalar over the whole
+    buffer; otherwise each channel is a strided view, one long loop per channel. Same float32 operations, same result.
+    """
+    work = np.empty(pixels.shape, dtype=np.float32)
+    if (gain == gain[0]).all() and (offset == offset[0]).all():
+        np.multiply(pixels, gain[0], out=work)
+        work += offset[0]
+    else:
+        for channel in range(pixels.shape[-1]):
+            plane = work[..., channel]
+            np.multiply(pixels[..., channel], gain[channel], out=plane)
+            plane += offset[channel]
     return work if np.dtype(dtype) == np.float32 else work.astype(dtype)
 
 

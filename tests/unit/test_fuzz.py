@@ -172,7 +172,11 @@ def parse_or_config_error(parse: Any, raw: dict[str, Any]) -> Any:
 def test_tflite_config_parses_or_raises_config_error(raw: dict[str, Any]) -> None:
     config = parse_or_config_error(TFLiteConfig.parse, raw)
     if config is not None:
-        assert config.model_path.endswith(".tflite") and 1 <= config.pool_size <= 64 and 1 <= config.num_threads
+        assert config.model_path.endswith(".tflite")
+        assert config.pool_size is None or 1 <= config.pool_size <= 64
+        assert config.num_threads is None or 1 <= config.num_threads <= 256
+        layout = config.interpreters()
+        assert layout.count >= 1 and layout.threads >= 1 and layout.solo_threads >= 0
 
 
 @FUZZ

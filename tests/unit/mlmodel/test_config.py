@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from module.errors import ConfigError
-from module.mlmodel.config import TFLiteConfig, default_pool_size
+from module.mlmodel.config import Interpreters, TFLiteConfig, cpu_cores, default_pool_size
 from module.resource.structs import dict_to_struct, struct_to_dict
 
 MODEL = "/models/detector.tflite"
@@ -23,9 +23,27 @@ def test_defaults() -> None:
     config = parse(model_path=MODEL)
     assert config.model_path == MODEL
     assert config.label_path == ""
-    assert config.num_threads == 1
-    assert config.pool_size == default_pool_size() == max(1, os.cpu_count() or 1)
+    assert (config.num_threads, config.pool_size) == (None, None)  # not set: the automatic scheme
     assert config.runtime == "auto"
+    assert default_pool_size() == cpu_cores() == len(os.sched_getaffinity(0))
+
+
+def test_defaults_build_one_thread_per_core_plus_one_interpreter_with_every_core() -> None:
+    config = parse(model_path=MODEL)
+    assert config.interpreters(cores=4) == Interpreters(count=4, threads=1, solo_threads=4)
+    assert config.interpreters(cores=2) == Interpreters(count=2, threads=1, solo_threads=2)
+    assert config.interpreters(cores=1) == Interpreters(count=1, threads=1, solo_threads=0)  # nothing to gain
+
+
+@pytest.mark.parametrize(("attrs", "expected"), [
+    ({"num_threads": 1}, Interpreters(count=4, threads=1)),
+    ({"num_threads": 4, "pool_size": 1}, Interpreters(count=1, threads=4)),  # the old "lowest latency" advice
+    ({"pool_size": 1}, Interpreters(count=1, threads=1)),
+    ({"pool_size": 3}, Interpreters(count=3, threads=1)),
+    ({"num_threads": 2}, Interpreters(count=4, threads=2)),
+])
+def test_explicit_threads_or_pool_size_are_exactly_what_is_built(attrs: dict[str, int], expected: Interpreters) -> None:
+    assert parse(model_path=MODEL, **attrs).interpreters(cores=4) == expected
 
 
 def test_all_attributes() -> None:

@@ -16,7 +16,9 @@ import pytest
 
 from devkit import models as model_factory
 from devkit.testdata import require_testdata
+from module import call_state
 from module.errors import ConfigError, FailedPreconditionError, InvalidInputError, ModelLoadError
+from module.mlmodel import config as tflite_config
 from module.mlmodel import model as tflite_model
 from module.mlmodel.config import TFLiteConfig
 from module.mlmodel.labels import parse_labels
@@ -121,6 +123,7 @@ class Spy:
     def runtime(self) -> Runtime:
         def make(**kwargs: Any) -> SpyInterpreter:
             interpreter = SpyInterpreter(self, self.real.interpreter_class(**kwargs))
+            interpreter.threads = kwargs.get("num_threads")
             self.interpreters.append(interpreter)
             return interpreter
         return Runtime(name=self.real.name, version=self.real.version, interpreter_class=make)
@@ -137,6 +140,7 @@ class SpyInterpreter:
         self.busy = threading.Lock()
         self.owner: int | None = None  # the thread that last wrote an input
         self.counts: dict[str, int] = {}
+        self.threads: int | None = None  # num_threads it was built with
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         me = threading.get_ident()
@@ -700,3 +704,58 @@ def test_close_lets_running_and_waiting_calls_finish_on_the_closed_model(spy: Sp
     spy.invoke_hook = None
     ones = np.ones((1, 4), np.float32)
     np.testing.assert_array_equal(model.infer({"a": ones, "b": ones})["sum"], np.full((1, 4), 2.0, np.float32))
+
+
+def test_defaults_run_a_lone_call_on_every_core_and_overlapping_calls_on_one_thread_each(
+        spy: Spy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tflite_config, "cpu_cores", lambda: 3)
+    path = tmp_path / "add.tflite"
+    path.write_bytes(model_factory.add_model())
+    model = TFLiteModel(TFLiteConfig.parse({"model_path": str(path)}))
+    assert sorted(i.threads or 0 for i in spy.interpreters) == [1, 1, 1, 3]
+    status = model.status()
+    assert (status["pool_size"], status["num_threads"], status["solo_num_threads"]) == (3, 1, 3)
+    ones = {"a": np.ones((1, 4), np.float32), "b": np.ones((1, 4), np.float32)}
+    spy.reset_counts()
+
+    def used() -> list[int | None]:
+        found = [i.threads for i in spy.interpreters if i.counts.get("invoke")]
+        spy.reset_counts()
+        return found
+
+    _lone_calls(call_state.RECENT_CALLS)  # forget overlaps earlier tests left in the window
+    model.infer(ones)
+    assert used() == [3]  # alone: the interpreter with every core
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_call() -> None:
+        with call_state.working():
+            inside.set()
+            leave.wait(60)
+
+    other = threading.Thread(target=other_call)
+    other.start()
+    assert inside.wait(30)
+    try:
+        np.testing.assert_array_equal(model.infer(ones)["sum"], np.full((1, 4), 2.0, np.float32))
+        assert used() == [1]  # another call is working: one thread, so the cores are not oversubscribed
+    finally:
+        leave.set()
+        other.join(30)
+    _lone_calls(call_state.RECENT_CALLS)  # the overlapped call above leaves the window
+    model.infer(ones)
+    assert used() == [3]
+    assert model.status()["solo_infer_count"] == 2
+    model.close()
+
+
+def _lone_calls(count: int) -> None:
+    for _ in range(count):
+        with call_state.working():
+            pass
+
+
+def test_explicit_num_threads_builds_no_extra_interpreter(spy: Spy, load: Callable[..., TFLiteModel]) -> None:
+    model = load(model_factory.add_model(), num_threads=2, pool_size=2)
+    assert [i.threads for i in spy.interpreters] == [2, 2]
+    assert model.status()["solo_num_threads"] == 0
