@@ -3,8 +3,18 @@
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
+
+
+class _BuildWithManifest(build_py):
+    """meta.json names the module and its models (module/manifest.py); in a checkout or the registry archive it sits
+    next to module/, in an installed package it is copied into it."""
+
+    def run(self) -> None:
+        super().run()
+        self.copy_file(str(HERE / "meta.json"), str(Path(self.build_lib) / "module" / "meta.json"))
 
 
 def _requirements(name: str) -> list[str]:
@@ -26,4 +36,5 @@ setup(
         "dev": _requirements("requirements-dev.txt"),
     },
     entry_points={"console_scripts": ["tflite-viam-module=module.main:main"]},
+    cmdclass={"build_py": _BuildWithManifest},
 )

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-MANIFEST_PATH: Final = Path(__file__).resolve().parent.parent / "meta.json"
+_BESIDE: Final = Path(__file__).resolve().parent.parent / "meta.json"  # a checkout or the registry archive
+_INSIDE: Final = Path(__file__).resolve().parent / "meta.json"  # a pip-installed package (setup.py copies it in)
+MANIFEST_PATH: Final = _BESIDE if _BESIDE.exists() else _INSIDE
 _NAME = r"[\w-]+"
 _MODULE_ID = re.compile(rf"^({_NAME}):({_NAME})$")
 _TRIPLET = re.compile(rf"^{_NAME}:{_NAME}:{_NAME}$")
