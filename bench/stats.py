@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,3 +43,26 @@ def time_calls(fn: Callable[[], Any], n: int, warmup: int = 5) -> list[float]:
         fn()
         samples.append((clock() - started) * 1000.0)
     return samples
+
+
+def run_for(workers: Sequence[Callable[[], Any]], seconds: float) -> tuple[int, float]:
+    """Every worker in its own thread, calling back to back for ``seconds`` from a common start: (calls, elapsed)."""
+    counts = [0] * len(workers)
+    barrier = threading.Barrier(len(workers) + 1)
+    stop_at = [0.0]
+
+    def loop(i: int) -> None:
+        barrier.wait()
+        while time.perf_counter() < stop_at[0]:
+            workers[i]()
+            counts[i] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(len(workers))]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.perf_counter() + seconds
+    started = time.perf_counter()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    return sum(counts), time.perf_counter() - started

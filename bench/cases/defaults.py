@@ -16,7 +16,6 @@ The reference pipeline is deliberately plain (the issue's definition): Pillow de
 from __future__ import annotations
 
 import io
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,7 @@ from bench import bare
 from bench.cases.common import COCO_LABELS, SDK_MLMODEL, SDK_VISION, TESTDATA, log
 from bench.cases.processes import _fds, _rss_kb, start_ours, start_sdk
 from bench.cases.socket import _detections_call
-from bench.stats import summary
+from bench.stats import run_for, summary
 from devkit.standin.launcher import MLMODEL, VISION
 from module.mlmodel.config import cpu_cores
 from module.server import CHANNEL_OPTIONS
@@ -70,25 +69,8 @@ class Reference:
 
 def _rate(workers: list[Callable[[], Any]], seconds: float) -> float:
     """Calls per second of ``workers`` (one thread each) calling back to back for ``seconds``."""
-    counts = [0] * len(workers)
-    barrier = threading.Barrier(len(workers) + 1)
-    stop = [0.0]
-
-    def loop(i: int) -> None:
-        barrier.wait()
-        while time.perf_counter() < stop[0]:
-            workers[i]()
-            counts[i] += 1
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(len(workers))]
-    for t in threads:
-        t.start()
-    stop[0] = time.perf_counter() + seconds
-    started = time.perf_counter()
-    barrier.wait()
-    for t in threads:
-        t.join()
-    return sum(counts) / (time.perf_counter() - started)
+    calls, elapsed = run_for(workers, seconds)
+    return calls / elapsed
 
 
 def _serve_ours(model: Path) -> tuple[Any, bool]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 
 from bench.cases.common import COCO_LABELS, NO_PARENT, REPO, SDK_MLMODEL, SDK_VISION, SSD, SSD_ATTRS, log
 from bench.cases.processes import _fds, _ready, _rss_kb, start_ours, start_sdk, start_times
-from bench.stats import summary, time_calls
+from bench.stats import run_for, summary, time_calls
 from devkit.standin.launcher import MLMODEL, VISION, ModuleProcess
 from module.gen.service.mlmodel.v1 import mlmodel_pb2 as mlpb
 from module.gen.service.mlmodel.v1 import mlmodel_pb2_grpc
@@ -38,29 +37,10 @@ def throughput(address: str, name: str, jpeg: bytes, clients: int, seconds: floa
     for call in calls:
         for _ in range(3):
             call()
-    counts = [0] * clients
-    barrier = threading.Barrier(clients + 1)
-    stop_at: list[float] = [0.0]
-
-    def worker(i: int) -> None:
-        barrier.wait()
-        while time.perf_counter() < stop_at[0]:
-            calls[i]()
-            counts[i] += 1
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    stop_at[0] = time.perf_counter() + seconds
-    started = time.perf_counter()
-    barrier.wait()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    done, elapsed = run_for(calls, seconds)
     for c in channels:
         c.close()
-    return {"clients": clients, "calls": sum(counts), "seconds": round(elapsed, 2),
-            "calls_per_s": round(sum(counts) / elapsed, 2)}
+    return {"clients": clients, "calls": done, "seconds": round(elapsed, 2), "calls_per_s": round(done / elapsed, 2)}
 
 
 def over_socket(process: Any, pid: int, jpeg: bytes, n: int, memory_calls: int, tput_seconds: float,

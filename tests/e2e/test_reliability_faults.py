@@ -17,7 +17,6 @@ import shutil
 import signal
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,6 @@ from tests.support.detector_world import (
     OTHER_DETECTOR,
     World,
     detector_file,
-    detector_world,
     image,
 )
 
@@ -99,20 +97,6 @@ def status(module: ModuleProcess, name: str) -> dict[str, Any]:
 
 def raw_tensor(shape: list[int], field: str, data: Any) -> mlmodel_pb2.FlatTensor:
     return mlmodel_pb2.FlatTensor(shape=shape, **{field: data})
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with detector_world(LOG_LEVEL) as made:
-        yield made
-
-
-@pytest.fixture
-def w(world: World) -> Iterator[World]:
-    """The shared world, checked healthy before and restored after each test."""
-    world.reset()
-    yield world
-    world.reset()
 
 
 # --- camera faults ---------------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,6 @@ from tests.support.detector_world import (
     OTHER_DETECTOR,
     World,
     detector_file,
-    detector_world,
     png,
     start,
 )
@@ -92,20 +90,6 @@ def wait_for_log(parent: FakeParent, text: str) -> common_pb2.LogEntry:
 
     assert parent.wait_for(seen, SIGNAL_S), f"no log entry with {text!r}: {[e.message for e in parent.logs()][-10:]}"
     return found[0]
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with detector_world(LOG_LEVEL) as made:
-        yield made
-
-
-@pytest.fixture
-def w(world: World) -> Iterator[World]:
-    """The shared world, checked healthy before and restored after each test."""
-    world.reset()
-    yield world
-    world.reset()
 
 
 # --- 1. a file path that points at something no one should read --------------------------------------------------------
