@@ -186,7 +186,7 @@ class VisionService:
         return name
 
     def _require_detector(self, call: str) -> None:
-        if self._plan(self._source.get()).detector is None:
+        if not self._plan(self._source.get()).detects:
             raise FailedPreconditionError(f"mlmodel {self.config.mlmodel_name!r} is a classifier, not a detector: "
                                           f"{call} needs boxes")
 

@@ -153,3 +153,18 @@ def test_capture_all_gives_the_objects_of_its_own_frame(harness: Harness, depth:
     assert svc.capture_all("cam", want_detections=True, want_classifications=False).objects is None
     with pytest.raises(FailedPreconditionError, match="camera 'flat'"):
         svc.capture_all("flat", want_detections=True, want_classifications=False, want_objects=True)
+
+
+def test_a_yolo_detector_gives_object_point_clouds_too(harness: Harness, depth: Depth) -> None:
+    # An end-to-end YOLO head (x1, y1, x2, y2, score, class), normalised to the letterboxed 64 x 64 input: the
+    # 200 x 100 picture fills 64 x 32 of it between 16-pixel bands, so BOX (0.1, 0.2, 0.6, 0.9) of the picture is
+    # (0.1, 0.35, 0.6, 0.7) of the input.
+    rows = np.zeros((300, 6))
+    rows[0] = [0.1, 0.35, 0.6, 0.7, 0.9, 0]
+    model = model_factory.yolo_model(rows[None], ultralytics={"task": "detect", "end2end": True, "names": {"0": "cat"}})
+    svc = service(harness, depth, model)
+    assert svc.properties().object_point_clouds_supported
+    (obj,) = svc.object_point_clouds("cam").objects
+    assert obj.label == "cat" and obj.score == pytest.approx(0.9, abs=0.01)
+    true_center, _ = enclosing_box_mm(depth.truth.truth_points(1, depth.truth.pixel_box(1, margin=50)))
+    np.testing.assert_allclose(obj.center_mm, true_center, atol=0.03 * np.linalg.norm(true_center))
