@@ -14,6 +14,7 @@ from typing import Final
 
 import grpc
 
+from module.call_state import NO_DEADLINE_S
 from module.errors import DeadlineError, FailedPreconditionError, InvalidInputError, ModuleError, NotFoundError, UnavailableError
 from module.gen.common.v1 import common_pb2
 from module.gen.component.camera.v1 import camera_pb2, camera_pb2_grpc
@@ -22,7 +23,6 @@ from module.server import CHANNEL_OPTIONS
 
 _LOG = logging.getLogger(__name__)
 DEFAULT_TIMEOUT: Final = 10.0
-NO_DEADLINE_S: Final = 1e9  # a remaining time above this means "no deadline" (see call_timeout)
 # The module's own answer must reach the caller before the caller's deadline does: a parent call gets the caller's
 # remaining time less this share of it (at least _MARGIN_MIN_S, at most _MARGIN_MAX_S).
 _MARGIN_SHARE: Final = 0.1
@@ -92,9 +92,13 @@ def _details(exc: grpc.RpcError) -> str:
     return str(exc.details()) if hasattr(exc, "details") and exc.details() else ""
 
 
+def _code(exc: grpc.RpcError) -> grpc.StatusCode:
+    return exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+
+
 def translate(exc: grpc.RpcError, what: str) -> ModuleError:
     """The typed error for a failed call to the parent (UNAVAILABLE unless the parent's code says otherwise)."""
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    code = _code(exc)
     error_class = _ERRORS.get(code, UnavailableError)
     return error_class(f"{what} through the parent failed: {code.name}: {_details(exc) or 'no details'}")
 
@@ -207,14 +211,14 @@ class ParentClient:
             reply = self._camera.GetPointCloud(request, timeout=timeout)
         except grpc.RpcError as exc:
             self._outcome(exc)
-            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            code = _code(exc)
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise _camera_error(exc, camera, timeout) from None
             if code in _TRANSPORT_CODES:
                 raise translate(exc, f"reading the point cloud of camera {camera!r}") from None
             # Anything else is the camera's answer: it has no point cloud to give (UNIMPLEMENTED, UNKNOWN, ...).
             raise FailedPreconditionError(f"camera {camera!r} gives no point cloud: GetPointCloud failed with "
-                                          f"{code.name}: {exc.details() if hasattr(exc, 'details') else exc}") from None
+                                          f"{code.name}: {_details(exc) or 'no details'}") from None
         return PointCloudBytes(data=reply.point_cloud, mime_type=reply.mime_type)
 
     def camera_properties(self, camera: str, timeout: float | None = None) -> CameraProperties:

@@ -22,11 +22,6 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_pool_size() -> int:
-    """One interpreter per core: with one thread each, concurrent calls scale with the cores."""
-    return cpu_cores()
-
-
 @dataclass(frozen=True, slots=True)
 class Interpreters:
     """How many interpreters a model keeps and how many threads each uses.

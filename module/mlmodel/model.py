@@ -98,7 +98,6 @@ class TFLiteModel:
     def _warm_up(self, slot: _Slot) -> float:
         """Run one all-zeros inference so output shapes are real and lazy kernels/delegates are prepared."""
         interpreter = slot.interpreter
-        started = time.perf_counter()
         try:
             for detail in interpreter.get_input_details():
                 # tflite-runtime 2.14 cannot set some input types (uint16: "Got value of type NOTYPE"): refuse the

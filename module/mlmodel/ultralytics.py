@@ -25,7 +25,6 @@ from typing import Any, Final
 MEMBER_NAMES: Final = ("metadata.json", "temp_meta.txt")
 _MAX_MEMBER_BYTES: Final = 1 << 20  # real files hold a few KB; a larger member is not Ultralytics metadata
 _MAX_CLASSES: Final = 100_000
-TASKS: Final = ("detect", "segment", "pose", "obb", "classify")
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,10 +43,6 @@ class FamilyDefaults:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
 
-    @property
-    def is_yolo(self) -> bool:
-        return self.family in ("yolov8", "yolov5", "end2end")
-
 
 _YOLO = {"min_confidence": 0.25, "max_detections": 300, "resize_mode": "letterbox", "fill": YOLO_FILL,
          "mean": UNIT_MEAN, "std": UNIT_STD}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from module.errors import ConfigError
-from module.mlmodel.config import Interpreters, TFLiteConfig, cpu_cores, default_pool_size
+from module.mlmodel.config import Interpreters, TFLiteConfig, cpu_cores
 from module.resource.structs import dict_to_struct, struct_to_dict
 
 MODEL = "/models/detector.tflite"
@@ -25,7 +25,7 @@ def test_defaults() -> None:
     assert config.label_path == ""
     assert (config.num_threads, config.pool_size) == (None, None)  # not set: the automatic scheme
     assert config.runtime == "auto"
-    assert default_pool_size() == cpu_cores() == len(os.sched_getaffinity(0))
+    assert cpu_cores() == len(os.sched_getaffinity(0))
 
 
 def test_defaults_build_one_thread_per_core_plus_one_interpreter_with_every_core() -> None:
