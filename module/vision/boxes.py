@@ -97,8 +97,10 @@ def nms(
     classes: NDArray[np.generic] | None,
     iou_threshold: float,
     class_agnostic: bool = False,
+    *,
+    max_detections: int = 0,
 ) -> NDArray[np.intp]:
-    """Greedy non-maximum suppression.
+    """Greedy non-maximum suppression (every family: SSD-style rows and decoded YOLO candidates).
 
     A box is suppressed when its IoU with a higher-scoring kept box is greater than ``iou_threshold`` and (unless
     ``class_agnostic`` or ``classes`` is None) both have the same class. Boxes with NaN scores are dropped.
@@ -109,6 +111,7 @@ def nms(
         classes: ``(N,)`` class ids, or None.
         iou_threshold: Suppression threshold in [0, 1].
         class_agnostic: Suppress across classes.
+        max_detections: Stop after this many kept boxes (``<= 0``: no limit): the loop runs once per kept box.
 
     Returns:
         Indices of kept boxes, by descending score (ties keep input order).
@@ -126,7 +129,8 @@ def nms(
     candidates = np.flatnonzero(~np.isnan(score))
     order = candidates[np.argsort(-score[candidates], kind="stable")]
     keep: list[int] = []
-    while order.size:
+    limit = max_detections if max_detections > 0 else order.size
+    while order.size and len(keep) < limit:
         best, rest = order[0], order[1:]
         keep.append(int(best))
         inter_w = np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0.0, None)

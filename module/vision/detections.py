@@ -13,7 +13,6 @@ from module.vision.boxes import boxes_to_original, looks_normalized, nms, to_xyx
 from module.vision.config import Thresholds
 from module.vision.imaging import Letterbox
 from module.vision.layouts import Layout, decode
-from module.vision.layouts import nms as fast_nms
 from module.vision.plan import DetectorPlan, YoloPlan, read_output
 from module.vision.scores import dequantize, label_for, rule_of
 
@@ -97,8 +96,8 @@ def yolo_detections(outputs: Mapping[str, NDArray[Any]], plan: YoloPlan, layout:
         id_names, row_id = [], np.zeros(0, np.intp)
     limit = thresholds.max_detections or 0
     if thresholds.iou_threshold is not None and len(found):
-        kept = fast_nms(found.boxes, found.scores, None if thresholds.class_agnostic_nms else found.classes,
-                        thresholds.iou_threshold, max_detections=limit)
+        kept = nms(found.boxes, found.scores, found.classes, thresholds.iou_threshold, thresholds.class_agnostic_nms,
+                   max_detections=limit)
     else:
         kept = np.arange(len(found))[: limit or None]  # already best first
     found, row_id = found.take(kept), row_id[kept]

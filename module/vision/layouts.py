@@ -20,8 +20,7 @@ head). Anything else is refused with :class:`FailedPreconditionError` listing ev
 Decoders (:func:`decode`) turn raw (possibly quantised) outputs into candidate boxes in model-input pixels. They
 filter by score before touching most of the tensor: for a quantised output the threshold is applied to the raw
 integers (``(q - zp) * scale`` is monotonic), so only the surviving columns are dequantised; then the
-``max_candidates`` best go to :func:`nms`, which suppresses per class in one pass by offsetting each class's boxes
-into its own region of the plane.
+``max_candidates`` best go to non-maximum suppression (module/vision/boxes.py ``nms``, shared with the SSD path).
 """
 
 from __future__ import annotations
@@ -568,49 +567,3 @@ def _decode_e2e(arr: NDArray[Any], quant: Quantization, input_size: tuple[int, i
         normalized = _looks_normalized(grid[keep, 0:4], Quantization())
     boxes = _scale_boxes(grid[keep, 0:4].copy(), input_size, normalized)
     return Candidates(boxes, scores[keep].copy(), np.rint(class_raw[keep]).astype(np.int64))
-
-
-def nms(boxes: NDArray[np.floating[Any]], scores: NDArray[np.floating[Any]], classes: NDArray[np.integer[Any]] | None,
-        iou_threshold: float, *, max_detections: int = 0) -> NDArray[np.intp]:
-    """Greedy NMS, per class unless ``classes`` is None (then across classes), in one pass.
-
-    Each class's boxes are shifted into their own region of the plane (by class id x (largest coordinate + 1)), so
-    boxes of different classes never overlap and one suppression loop serves every class. The loop runs once per
-    *kept* box, each step vectorised over the remaining candidates; it stops at ``max_detections``.
-
-    Args:
-        boxes: ``(n, 4)`` xyxy boxes.
-        scores: ``(n,)`` scores; NaN scores are dropped.
-        classes: ``(n,)`` class ids, or None for class-agnostic suppression.
-        iou_threshold: A box is suppressed when its IoU with a kept box is greater than this.
-        max_detections: Stop after this many kept boxes (``<= 0``: no limit).
-
-    Returns:
-        Indices of the kept boxes, best score first (ties in input order).
-    """
-    b = np.nan_to_num(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if b.shape[0] == 0:
-        return np.zeros(0, dtype=np.intp)
-    x1, y1 = np.minimum(b[:, 0], b[:, 2]), np.minimum(b[:, 1], b[:, 3])
-    x2, y2 = np.maximum(b[:, 0], b[:, 2]), np.maximum(b[:, 1], b[:, 3])
-    if classes is not None:
-        span = float(max(np.abs(b).max(), 1.0)) * 2 + 1
-        offset = np.asarray(classes, dtype=np.float64).reshape(-1) * span
-        x1, x2, y1, y2 = x1 + offset, x2 + offset, y1 + offset, y2 + offset
-    areas = (x2 - x1) * (y2 - y1)
-    valid = np.flatnonzero(~np.isnan(s))
-    order = valid[np.argsort(-s[valid], kind="stable")]
-    keep: list[int] = []
-    limit = max_detections if max_detections > 0 else order.size
-    while order.size and len(keep) < limit:
-        best, rest = order[0], order[1:]
-        keep.append(int(best))
-        if not rest.size:
-            break
-        inter = (np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0.0, None)
-                 * np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0.0, None))
-        union = areas[best] + areas[rest] - inter
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.intp)

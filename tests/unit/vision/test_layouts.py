@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from module.errors import ConfigError, FailedPreconditionError
+from module.vision.boxes import nms
 from module.vision.layouts import (
     ModelHints,
     OutputTensor,
     Quantization,
     choose_layout,
     decode,
-    nms,
 )
 
 HW640 = ModelHints(input_hw=(640, 640))
