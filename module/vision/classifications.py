@@ -10,8 +10,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from module.vision.config import Thresholds
+from module.vision.layouts import dequantize
 from module.vision.plan import ClassifierPlan, read_output
-from module.vision.scores import ClassTable, dequantize, rule_of, scores_to_probabilities
+from module.vision.scores import ClassTable, rule_of, scores_to_probabilities
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,7 @@ class Classification:
 
 def class_probabilities(outputs: Mapping[str, NDArray[Any]], plan: ClassifierPlan) -> NDArray[np.float32]:
     """The classifier's output as one probability per class (dequantised; logits through softmax/sigmoid)."""
-    values = dequantize(read_output(outputs, plan.probability), plan.quant.scale, plan.quant.zero_point).reshape(-1)
+    values = dequantize(read_output(outputs, plan.probability), plan.quant).reshape(-1)
     return scores_to_probabilities(values)
 
 

@@ -12,9 +12,9 @@ from numpy.typing import NDArray
 from module.vision.boxes import boxes_to_original, looks_normalized, nms, to_xyxy
 from module.vision.config import Thresholds
 from module.vision.imaging import Letterbox
-from module.vision.layouts import Layout, decode
+from module.vision.layouts import Layout, decode, dequantize
 from module.vision.plan import DetectorPlan, YoloPlan, read_output
-from module.vision.scores import dequantize, label_for, rule_of
+from module.vision.scores import label_for, rule_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +36,9 @@ class Detection:
 def detections(outputs: Mapping[str, NDArray[Any]], plan: DetectorPlan, labels: tuple[str, ...],
                thresholds: Thresholds, *, model_size: tuple[int, int], letterbox: Letterbox,
                original_size: tuple[int, int]) -> list[Detection]:
-    boxes = dequantize(read_output(outputs, plan.location), plan.location_quant.scale, plan.location_quant.zero_point)
+    boxes = dequantize(read_output(outputs, plan.location), plan.location_quant)
     boxes = boxes.reshape(-1, 4)
-    raw_scores = dequantize(read_output(outputs, plan.score), plan.score_quant.scale, plan.score_quant.zero_point)
+    raw_scores = dequantize(read_output(outputs, plan.score), plan.score_quant)
     if plan.category is None and raw_scores.ndim == 3:  # [1, N, classes]: the class is the best-scoring one
         per_class = raw_scores.reshape(raw_scores.shape[-2], raw_scores.shape[-1])
         classes = per_class.argmax(axis=1)

@@ -433,6 +433,8 @@ def _forced(kind: str, outputs: Sequence[OutputTensor], hints: ModelHints, named
 
 @dataclass(frozen=True, slots=True)
 class Quantization:
+    """An output's quantisation (scale 0: not quantised), as every decoder and the SSD/classifier paths read it."""
+
     scale: float = 0.0
     zero_point: int = 0
 
@@ -442,10 +444,11 @@ class Quantization:
 
 
 def dequantize(values: NDArray[Any], quant: Quantization) -> NDArray[np.float32]:
-    """``(q - zero_point) * scale`` as float32; float arrays (or no scale) are only cast."""
-    if not quant.quantized or np.issubdtype(values.dtype, np.floating):
-        return values.astype(np.float32, copy=False)
-    out = values.astype(np.float32)
+    """``(q - zero_point) * scale`` as float32; float arrays (or no scale) are only cast, not copied."""
+    arr = np.asarray(values)
+    if not quant.quantized or np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float32, copy=False)
+    out = arr.astype(np.float32)
     out -= np.float32(quant.zero_point)
     out *= np.float32(quant.scale)
     return out

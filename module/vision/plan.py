@@ -26,12 +26,6 @@ from module.vision.tensorize import SUPPORTED_DTYPES, InputSpec, normalization_f
 
 
 @dataclass(frozen=True, slots=True)
-class Quant:
-    scale: float = 0.0
-    zero_point: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class DetectorPlan:
     location: str
     score: str
@@ -39,14 +33,14 @@ class DetectorPlan:
     count: str | None
     box_order: tuple[int, ...]
     normalized: bool | None  # None: decide per call with the heuristic
-    score_quant: Quant
-    location_quant: Quant
+    score_quant: Quantization
+    location_quant: Quantization
 
 
 @dataclass(frozen=True, slots=True)
 class ClassifierPlan:
     probability: str
-    quant: Quant
+    quant: Quantization
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +91,7 @@ def make_plan(info: ModelInfo, config: VisionConfig) -> Plan:
     yolo = None
     if layout.kind in ("yolov8", "yolov5", "end2end"):
         output = by_name[layout.roles["predictions"]]
-        quant = _quant(output)
-        yolo = YoloPlan(output=output.name, quant=Quantization(quant.scale, quant.zero_point))
+        yolo = YoloPlan(output=output.name, quant=_quant(output))
     classifier = None
     if layout.kind == "classifier":
         tensor = by_name[layout.roles["probability"]]
@@ -189,10 +182,10 @@ def _detector(layout: Layout, by_name: Mapping[str, TensorInfo], config: VisionC
                         location_quant=_quant(location))
 
 
-def _quant(tensor: TensorInfo) -> Quant:
+def _quant(tensor: TensorInfo) -> Quantization:
     if tensor.dtype in ("float32", "float16", "float64"):
-        return Quant()
-    return Quant(float(tensor.extra.get("scale", 0.0)), int(tensor.extra.get("zero_point", 0)))
+        return Quantization()
+    return Quantization(float(tensor.extra.get("scale", 0.0)), int(tensor.extra.get("zero_point", 0)))
 
 
 def _labels(info: ModelInfo, config: VisionConfig) -> tuple[str, ...]:

@@ -21,17 +21,6 @@ _PROBABILITY_TOLERANCE: Final = 1e-6
 _lower = np.strings.lower if hasattr(np, "strings") else np.char.lower
 
 
-def dequantize(values: NDArray[np.generic], scale: float, zero_point: int) -> NDArray[np.float32]:
-    """``(q - zero_point) * scale`` as float32; float input or ``scale == 0`` is only cast to float32."""
-    arr = np.asarray(values)
-    if scale == 0 or np.issubdtype(arr.dtype, np.floating):
-        return arr.astype(np.float32, copy=False)
-    out = arr.astype(np.float32)
-    out -= np.float32(zero_point)
-    out *= np.float32(scale)
-    return out
-
-
 def scores_to_probabilities(values: NDArray[np.generic]) -> NDArray[np.float32]:
     """Classifier outputs -> probabilities (same shape, float32, never NaN).
 

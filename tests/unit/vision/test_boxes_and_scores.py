@@ -11,7 +11,8 @@ import pytest
 from module.mlmodel.box_order import viam_order_from_tflite_index
 from module.vision.boxes import boxes_to_original, looks_normalized, nms, to_xyxy
 from module.vision.imaging import Letterbox
-from module.vision.scores import ClassTable, ConfidenceRule, dequantize, label_for, scores_to_probabilities
+from module.vision.layouts import Quantization, dequantize
+from module.vision.scores import ClassTable, ConfidenceRule, label_for, scores_to_probabilities
 
 XYXY = np.array([[10.0, 20.0, 30.0, 40.0], [1.0, 2.0, 3.0, 4.0]], dtype=np.float32)
 PERMUTATIONS = list(itertools.permutations(range(4)))
@@ -162,12 +163,12 @@ def test_nms_many_boxes_matches_reference() -> None:
 
 def test_dequantize() -> None:
     q = np.array([0, 128, 255], dtype=np.uint8)
-    np.testing.assert_allclose(dequantize(q, 0.00390625, 0), [0, 0.5, 0.99609375])
+    np.testing.assert_allclose(dequantize(q, Quantization(0.00390625, 0)), [0, 0.5, 0.99609375])
     vww = np.array([-128, 0, 127], dtype=np.int8)
-    np.testing.assert_allclose(dequantize(vww, 0.00390625, -128), [0, 0.5, 0.99609375])
+    np.testing.assert_allclose(dequantize(vww, Quantization(0.00390625, -128)), [0, 0.5, 0.99609375])
     f = np.array([0.25, 0.5], dtype=np.float32)
-    assert dequantize(f, 0.5, 3) is f  # float input: untouched, no copy
-    out = dequantize(np.array([3, 4], dtype=np.uint8), 0.0, 0)
+    assert dequantize(f, Quantization(0.5, 3)) is f  # float input: untouched, no copy
+    out = dequantize(np.array([3, 4], dtype=np.uint8), Quantization(0.0, 0))
     assert out.dtype == np.float32 and out.tolist() == [3.0, 4.0]
 
 

@@ -23,7 +23,8 @@ from module.vision.classifications import Classification
 from module.vision.config import Thresholds
 from module.vision.detections import Detection
 from module.vision.imaging import Letterbox, open_image, to_model_input
-from module.vision.plan import DetectorPlan, Quant
+from module.vision.layouts import Quantization
+from module.vision.plan import DetectorPlan
 from module.vision.service import VisionService
 from tests.support.vision_harness import BOX, BOX_PX, HEIGHT, WIDTH, Harness, boxes_of, check_detection, harness, image_bytes
 
@@ -489,8 +490,8 @@ def test_quantized_detector_outputs_are_dequantized(dtype: str, zero_point: int)
         "category": np.array([[1.0, 0.0]], dtype=np.float32),
     }
     plan = DetectorPlan(location="location", score="score", category="category", count=None, box_order=(1, 0, 3, 2),
-                        normalized=None, score_quant=Quant(score_scale, zero_point),
-                        location_quant=Quant(location_scale, zero_point))
+                        normalized=None, score_quant=Quantization(score_scale, zero_point),
+                        location_quant=Quantization(location_scale, zero_point))
     found = results.detections(outputs, plan, ("a", "b"), Thresholds(default_minimum_confidence=0.5), model_size=(10, 10),
                        letterbox=Letterbox(0.1, 0.2, 0.0, 0.0), original_size=(100, 50))  # stretched 100x50 -> 10x10
     assert [(d.class_name, d.confidence) for d in found] == [("b", 0.75)]  # 0.25 is below 0.5 once dequantized
