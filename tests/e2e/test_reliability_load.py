@@ -35,6 +35,7 @@ pytestmark = pytest.mark.timeout(240)
 # differ too: a result that mixes one model's outputs with the other's labels or plan is detectable.
 MODEL_A = {"boxes": [(0.125, 0.25, 0.5, 0.75)], "classes": [1], "scores": [0.875], "labels": ["a-zero", "a-one", "a-two"]}
 MODEL_B = {"boxes": [(0.5, 0.125, 1.0, 0.5)], "classes": [2], "scores": [0.625], "labels": ["b-zero", "b-one", "b-two"]}
+SPECS = {"A": MODEL_A, "B": MODEL_B}
 IMAGE_SIZE = (64, 48)
 MLMODEL_FULL = "rdk:service:mlmodel/swap"
 VISION_FULL = "rdk:service:vision/swap-vision"
@@ -93,6 +94,25 @@ class LoadResult:
     error_details: list[str] = field(default_factory=list)
     calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    recorded: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.recorded = threading.Condition(self.lock)  # notified after every call the clients record
+
+    def wait_for_both(self, spec: dict[str, Any], after: tuple[int, int], timeout: float = 60.0) -> tuple[int, int]:
+        """Wait until Infer and GetDetections have each returned ``spec``'s result more often than ``after`` (counts
+        taken earlier); returns the new counts. A signal from the clients, not a sleep: the swaps then happen
+        under load however slow the machine is."""
+        infer, detections = expected_infer_signature(spec), expected_detection_signature(spec)
+        with self.recorded:
+            seen = self.recorded.wait_for(
+                lambda: self.infer[infer] > after[0] and self.detections[detections] > after[1], timeout)
+            assert seen, f"no result of {spec['labels']} from both services within {timeout} s: {self.errors}"
+            return self.infer[infer], self.detections[detections]
+
+    def counts(self, spec: dict[str, Any]) -> tuple[int, int]:
+        with self.lock:
+            return self.infer[expected_infer_signature(spec)], self.detections[expected_detection_signature(spec)]
 
 
 def run_clients(module: ModuleProcess, threads: int, stop: threading.Event, result: LoadResult) -> list[threading.Thread]:
@@ -109,14 +129,16 @@ def run_clients(module: ModuleProcess, threads: int, stop: threading.Event, resu
                     else:
                         key = detection_signature(module.vision.GetDetections(vision_pb2.GetDetectionsRequest(
                             name="swap-vision", image=image, mime_type="image/png"), timeout=30))
-                    with result.lock:
+                    with result.recorded:
                         result.calls += 1
                         (result.infer if method == "Infer" else result.detections)[key] += 1
+                        result.recorded.notify_all()
                 except grpc.RpcError as exc:
-                    with result.lock:
+                    with result.recorded:
                         result.calls += 1
                         result.errors[(method, exc.code().name)] += 1
                         result.error_details.append(f"{method}: {exc.code().name}: {exc.details()}")
+                        result.recorded.notify_all()
 
     workers = [threading.Thread(target=client, name=f"client-{i}", daemon=True) for i in range(threads)]
     for worker in workers:
@@ -159,9 +181,10 @@ def test_model_swaps_under_load_lose_nothing_and_never_mix(swap_module: tuple[Mo
     workers = run_clients(module, 4, stop, result)
     started = time.monotonic()
     try:
-        time.sleep(0.3)
+        result.wait_for_both(MODEL_A, (0, 0))  # the clients are running on A
         for i in range(SWAPS):
             which = "B" if i % 2 == 0 else "A"
+            seen = result.counts(SPECS[which])
             attrs = {"model_path": paths[which], "pool_size": 2}
             if how == "reconfigure":
                 module.reconfigure("swap", MLMODEL, attrs)
@@ -170,7 +193,7 @@ def test_model_swaps_under_load_lose_nothing_and_never_mix(swap_module: tuple[Mo
             else:
                 module.remove(MLMODEL_FULL)
                 module.add("swap", MLMODEL, attrs)
-            time.sleep(0.1)  # let calls land on the new model too
+            result.wait_for_both(SPECS[which], seen)  # calls landed on the new model too
     finally:
         stop.set()
         for worker in workers:
@@ -223,10 +246,12 @@ def test_sigterm_under_load_exits_in_time_and_every_call_ends_cleanly(tmp_path: 
             {"input": np.full((1, 512, 512), 0.001, np.float32)}))
         records: list[tuple[float, float, str]] = []  # (start, end, status) of every call
         lock = threading.Lock()
+        recorded = threading.Condition(lock)  # notified after every record
+        completed: Counter[int] = Counter()  # calls completed per client
         signalled: list[float] = []
         done = threading.Event()
 
-        def client(call: Callable[[], Any]) -> None:
+        def client(index: int, call: Callable[[], Any]) -> None:
             refused = 0
             while not done.is_set() and refused < 3:  # once the server is gone every call is refused at once
                 began = time.monotonic()
@@ -236,21 +261,25 @@ def test_sigterm_under_load_exits_in_time_and_every_call_ends_cleanly(tmp_path: 
                 except grpc.RpcError as exc:
                     code = exc.code().name
                     refused += code == "UNAVAILABLE" and bool(signalled)
-                with lock:
+                with recorded:
                     records.append((began, time.monotonic(), code))
+                    completed[index] += 1
+                    recorded.notify_all()
 
         image = png_bytes()
         calls = [lambda: module.mlmodel.Infer(infer_request("swap"), timeout=20),
                  lambda: module.vision.GetDetections(vision_pb2.GetDetectionsRequest(
                      name="swap-vision", image=image, mime_type="image/png"), timeout=20)] * 2
         calls += [lambda: module.mlmodel.Infer(slow_request, timeout=20)] * 2
-        workers = [threading.Thread(target=client, args=(c,), daemon=True) for c in calls]
+        workers = [threading.Thread(target=client, args=(i, c), daemon=True) for i, c in enumerate(calls)]
         for worker in workers:
             worker.start()
-        time.sleep(1.0)
+        with recorded:  # every client is calling back to back (the slow model's one interpreter always has a queue)
+            assert recorded.wait_for(lambda: len(completed) == len(calls), 60), completed
         signalled.append(time.monotonic())
         code, took = module.stop(signal.SIGTERM, timeout=SIGTERM_BUDGET_S)
-        time.sleep(0.5)
+        with recorded:  # a call that started after the signal has been refused
+            recorded.wait_for(lambda: any(began >= signalled[0] and c == "UNAVAILABLE" for began, _, c in records), 30)
         done.set()
         for worker in workers:
             worker.join(25)
