@@ -3,6 +3,7 @@ image through the resize/letterbox, and non-maximum suppression. Pure, vectorise
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Final
 
@@ -31,12 +32,17 @@ def to_xyxy(boxes: NDArray[np.generic], order: Sequence[int] = DEFAULT_BOX_ORDER
     Raises:
         ValueError: ``order`` is not a permutation of 0..3, or ``boxes`` does not end in 4.
     """
-    perm = check_box_order(order, "xmin_ymin_xmax_ymax_order")
+    positions = _positions(tuple(order))
     arr = np.asarray(boxes)
     if arr.ndim == 0 or arr.shape[-1] != 4:
         raise ValueError(f"boxes must have a last dimension of 4, got shape {arr.shape}")
-    # Coordinate c sits at position inverse[c].
-    return arr[..., np.argsort(perm)].astype(np.float32, copy=False)
+    return arr[..., positions].astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(order: tuple[float, ...]) -> list[int]:
+    """Where each coordinate (xmin, ymin, xmax, ymax) sits in a box of this order (checked once per order)."""
+    return [int(i) for i in np.argsort(check_box_order(order, "xmin_ymin_xmax_ymax_order"))]
 
 
 def looks_normalized(xyxy: NDArray[np.generic]) -> bool:
@@ -80,12 +86,13 @@ def boxes_to_original(
         ymin <= ymax); NaN coordinates become 0, infinities clamp to the border.
     """
     boxes = np.array(xyxy, dtype=np.float64).reshape(-1, 4)
-    np.nan_to_num(boxes, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)  # +-inf survive and clamp below
+    np.copyto(boxes, 0.0, where=np.isnan(boxes))  # +-inf survive and clamp below
     if normalized:
         boxes *= np.array([model_size[0], model_size[1]] * 2, dtype=np.float64)
     boxes -= np.array([letterbox.pad_x, letterbox.pad_y] * 2)
     boxes /= np.array([letterbox.scale_x, letterbox.scale_y] * 2)
-    np.clip(boxes, 0.0, np.array([original_size[0], original_size[1]] * 2, dtype=np.float64), out=boxes)
+    np.maximum(boxes, 0.0, out=boxes)  # a clip in two ufuncs: np.clip's own checks cost more than the work here
+    np.minimum(boxes, np.array([original_size[0], original_size[1]] * 2, dtype=np.float64), out=boxes)
     lo = np.minimum(boxes[:, :2], boxes[:, 2:])
     hi = np.maximum(boxes[:, :2], boxes[:, 2:])
     return np.concatenate([lo, hi], axis=1)

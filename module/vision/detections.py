@@ -36,43 +36,58 @@ class Detection:
 def detections(outputs: Mapping[str, NDArray[Any]], plan: DetectorPlan, labels: tuple[str, ...],
                thresholds: Thresholds, *, model_size: tuple[int, int], letterbox: Letterbox,
                original_size: tuple[int, int]) -> list[Detection]:
-    boxes = dequantize(read_output(outputs, plan.location), plan.location_quant)
-    boxes = boxes.reshape(-1, 4)
+    """SSD-style outputs (boxes, scores, classes, count; or boxes and a [1, N, classes] score table) -> Detections.
+
+    Every step after the score filter works on the rows that passed it only: a call's cost is a few dozen NumPy
+    calls whatever the output size, and these run just after ``invoke()`` has evicted the caches.
+    """
+    boxes = dequantize(read_output(outputs, plan.location), plan.location_quant).reshape(-1, 4)
     raw_scores = dequantize(read_output(outputs, plan.score), plan.score_quant)
-    if plan.category is None and raw_scores.ndim == 3:  # [1, N, classes]: the class is the best-scoring one
-        per_class = raw_scores.reshape(raw_scores.shape[-2], raw_scores.shape[-1])
-        classes = per_class.argmax(axis=1)
-        scores = per_class[np.arange(per_class.shape[0]), classes]
-        named = np.ones(classes.shape, bool)
+    per_class = plan.category is None and raw_scores.ndim == 3  # [1, N, classes]: the class is the best-scoring one
+    if per_class:
+        table = raw_scores.reshape(raw_scores.shape[-2], raw_scores.shape[-1])
+        best = table.argmax(axis=1)
+        scores = np.take_along_axis(table, best[:, np.newaxis], axis=1).reshape(-1)
+        raw_classes: NDArray[Any] = best
     else:
         scores = raw_scores.reshape(-1)
-        raw_classes = (read_output(outputs, plan.category).reshape(-1).astype(np.float64) if plan.category
-                       else np.zeros(scores.shape))
-        named = np.isfinite(raw_classes)  # a NaN/Inf class id names no class: such rows are dropped below
-        classes = np.rint(np.clip(np.where(named, raw_classes, 0), -(2**31), 2**31)).astype(np.int64)
-    n = min(len(boxes), len(scores), len(classes))
+        raw_classes = (read_output(outputs, plan.category).reshape(-1) if plan.category
+                       else np.zeros(scores.shape, np.float32))
+    n = min(len(boxes), len(scores), len(raw_classes))
     if plan.count is not None:  # fixed-size outputs are zero-padded past the valid count
         count = read_output(outputs, plan.count).reshape(-1)
         if count.size and np.isfinite(count[0]):
             n = max(0, min(n, int(count[0])))
-    boxes, scores, classes, named = boxes[:n], scores[:n].astype(np.float64), classes[:n], named[:n]
-    # Labels and thresholds per distinct class id, not per row: a raw [1, N, classes] output has thousands of rows.
-    ids, row_id = np.unique(classes, return_inverse=True)
-    id_names = [label_for(int(c), labels) for c in ids]
-    needed = rule_of(thresholds).minimums(id_names)[row_id]
-    index = np.flatnonzero((scores >= needed) & np.isfinite(boxes).all(axis=1) & named)
+    boxes, scores, raw_classes = boxes[:n], scores[:n], raw_classes[:n]
+    rule = rule_of(thresholds)
+    # A NaN/Inf class id names no class; a box with a NaN/Inf coordinate has no place: such rows are dropped.
+    valid = np.isfinite(boxes).all(axis=1)
+    if not per_class:
+        valid &= np.isfinite(raw_classes)
+    index = np.flatnonzero((scores >= rule.floor) & valid)
+    classes = _class_ids(raw_classes[index])
+    passed: NDArray[np.float64] = scores[index].astype(np.float64)
+    if not rule.uniform:  # per-label thresholds: by distinct class id, not per row
+        ids, row_id = np.unique(classes, return_inverse=True)
+        keep = np.flatnonzero(passed >= rule.minimums([label_for(int(c), labels) for c in ids])[row_id])
+        index, classes, passed = index[keep], classes[keep], passed[keep]
     xyxy = to_xyxy(boxes[index], plan.box_order)
     if thresholds.iou_threshold is not None and len(index):
-        kept = nms(xyxy, scores[index], classes[index], thresholds.iou_threshold, thresholds.class_agnostic_nms)
+        kept = nms(xyxy, passed, classes, thresholds.iou_threshold, thresholds.class_agnostic_nms)
     else:
-        kept = np.argsort(-scores[index], kind="stable")
+        kept = np.argsort(-passed, kind="stable")
     if thresholds.max_detections is not None:
         kept = kept[: thresholds.max_detections]
-    index, xyxy = index[kept], xyxy[kept]
+    xyxy, passed, classes = xyxy[kept], passed[kept], classes[kept]
     normalized = plan.normalized if plan.normalized is not None else looks_normalized(xyxy)
     pixels = boxes_to_original(xyxy, normalized=normalized, model_size=model_size, letterbox=letterbox,
                                original_size=original_size)
-    return _to_detections(pixels, scores[index], [id_names[j] for j in row_id[index]], original_size)
+    return _to_detections(pixels, passed, [label_for(c, labels) for c in classes.tolist()], original_size)
+
+
+def _class_ids(raw: NDArray[Any]) -> NDArray[np.int64]:
+    """Finite class ids (float outputs of the post-process op, or argmax indices) as int64, rounded and clamped."""
+    return np.rint(np.minimum(np.maximum(raw.astype(np.float64), -(2.0**31)), 2.0**31)).astype(np.int64)
 
 
 def yolo_detections(outputs: Mapping[str, NDArray[Any]], plan: YoloPlan, layout: Layout, labels: tuple[str, ...],
@@ -84,8 +99,7 @@ def yolo_detections(outputs: Mapping[str, NDArray[Any]], plan: YoloPlan, layout:
     ``thresholds`` must have the family defaults filled in (``Thresholds.with_defaults``).
     """
     rule = rule_of(thresholds)
-    floor = min([rule.default, *rule.per_label.values()])
-    found = decode(layout, read_output(outputs, plan.output), plan.quant, input_size=model_size, min_score=floor,
+    found = decode(layout, read_output(outputs, plan.output), plan.quant, input_size=model_size, min_score=rule.floor,
                    max_candidates=max_candidates)
     if len(found):
         ids, row_id = np.unique(found.classes, return_inverse=True)
@@ -111,8 +125,7 @@ def _to_detections(pixels: NDArray[np.float64], scores: NDArray[np.float64], nam
     width, height = size
     ints = np.rint(pixels).astype(np.int64)
     # viam-server recomputes the image size as x_max / x_max_normalized: keep the max corner at least 1 px.
-    ints[:, 2] = np.maximum(ints[:, 2], np.minimum(ints[:, 0] + 1, width))
-    ints[:, 3] = np.maximum(ints[:, 3], np.minimum(ints[:, 1] + 1, height))
+    ints[:, 2:] = np.maximum(ints[:, 2:], np.minimum(ints[:, :2] + 1, (width, height)))
     norm = ints / np.array([width, height, width, height], dtype=np.float64)
-    return [Detection(int(b[0]), int(b[1]), int(b[2]), int(b[3]), float(r[0]), float(r[1]), float(r[2]), float(r[3]),
-                      float(s), name) for b, r, s, name in zip(ints, norm, scores, names, strict=True)]
+    return [Detection(b[0], b[1], b[2], b[3], r[0], r[1], r[2], r[3], s, name)
+            for b, r, s, name in zip(ints.tolist(), norm.tolist(), scores.tolist(), names, strict=True)]

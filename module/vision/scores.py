@@ -76,6 +76,16 @@ class ConfidenceRule:
         if self.allow is not None:
             object.__setattr__(self, "allow", frozenset(str(a).lower() for a in self.allow))
 
+    @property
+    def uniform(self) -> bool:
+        """Every label needs ``default``: no per-label threshold, no allow-list."""
+        return not self.per_label and self.allow is None
+
+    @property
+    def floor(self) -> float:
+        """The lowest score any label can be kept with (a first filter before labels are looked up)."""
+        return min([self.default, *self.per_label.values()])
+
     def minimums(self, labels: Sequence[str]) -> NDArray[np.float64]:
         """The score each entry needs to be kept (``score >= minimum``; NaN never is): its label's threshold, or +inf
         when the label is not allowed.
@@ -83,7 +93,7 @@ class ConfidenceRule:
         A label listed in ``per_label`` uses its own threshold; every other label uses ``default`` (stacking, unlike
         Viam, where listing any label drops all unlisted ones).
         """
-        if not self.per_label and self.allow is None:
+        if self.uniform:
             return np.full(len(labels), self.default, dtype=np.float64)
         if not len(labels):
             return np.zeros(0, dtype=np.float64)
