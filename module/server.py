@@ -6,7 +6,6 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from concurrent import futures
 from typing import Any, Final
 
 import grpc
@@ -16,6 +15,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from module import call_state
 from module.errors import ModuleError, plain_text
 from module.logs import resource_logger_name
+from module.workers import RecentFirstExecutor
 
 _LOG = logging.getLogger(__name__)
 
@@ -88,7 +88,8 @@ def build_server(address: str, *, tcp: bool, servicers: Iterable[Callable[[grpc.
 
     ``resource_apis``: gRPC service name -> API string, for the error boundary's loggers (see ErrorBoundary).
     """
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+    # Calls run on the most recently idle worker thread, not a random one (module/workers.py).
+    server = grpc.server(RecentFirstExecutor(max_workers, thread_name_prefix="rpc"),
                          interceptors=[ErrorBoundary(resource_apis)], options=CHANNEL_OPTIONS)
     for add in servicers:
         add(server)
