@@ -16,6 +16,7 @@ from module.catalog import REGISTRY
 from module.gen.module.v1 import module_pb2, module_pb2_grpc
 from module.gen.service.vision.v1 import vision_pb2_grpc
 from module.logs import ParentLogHandler, level_from_arg, setup_stdout_logging
+from module.memory import keep_freed_memory
 from module.mlmodel.servicer import MLModelServicer
 from module.mlmodel.servicer import add_to_server as add_mlmodel_servicer
 from module.parent import ParentClient
@@ -123,6 +124,8 @@ class ModuleProcess:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_stdout_logging(level_from_arg(args.log_level))
+    if not keep_freed_memory():
+        _LOG.debug("no glibc mallopt: large per-call buffers go back to the kernel after each call")
     try:
         address = tcp_address(args.socket_path) if args.tcp_mode else args.socket_path
         process = ModuleProcess(address, tcp=args.tcp_mode)
