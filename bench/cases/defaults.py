@@ -8,27 +8,26 @@ Two targets, both with the defaults:
   core, each in its own thread running the whole reference pipeline). Timed window by window in rounds:
   ceiling, this module, the viam-sdk alternative.
 
-The reference pipeline is deliberately plain (the issue's definition): Pillow decode, ``convert("RGB")``,
-``resize(BILINEAR)`` to the input size, set_tensor, invoke, read every output. Run only these rows with
-``python -m bench --only defaults``.
+The reference pipeline is deliberately plain (the issue's definition, bench/reference.py): Pillow decode,
+``convert("RGB")``, ``resize(BILINEAR)`` to the input size, set_tensor, invoke, read every output. Beside it, the
+transport floor: the same pipeline behind a plain grpcio server in its own process (bench/pipeline_floor_server.py),
+in the same rounds, so what grpcio alone costs on this machine is measured next to what the module costs. Run only
+these rows with ``python -m bench --only defaults``.
 """
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
-import PIL.Image
 
-from bench import bare
 from bench.cases.common import COCO_LABELS, SDK_MLMODEL, SDK_VISION, TESTDATA, log
-from bench.cases.processes import _fds, _rss_kb, start_ours, start_sdk
+from bench.cases.processes import ScriptServer, _fds, _rss_kb, start_ours, start_sdk
 from bench.cases.socket import _detections_call
+from bench.reference import Reference
 from bench.stats import run_for, summary
 from devkit.standin.launcher import MLMODEL, VISION
 from module.mlmodel.config import cpu_cores
@@ -38,33 +37,6 @@ MODELS = {
     "ssd": TESTDATA / "models" / "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.tflite",
     "yolov8n": TESTDATA / "models" / "yolov8n_int8_dynamic_640_coco80.tflite",
 }
-
-
-class Reference:
-    """The plain in-process pipeline on one interpreter of ``threads`` threads (never shared between threads)."""
-
-    def __init__(self, model: Path, threads: int) -> None:
-        self.interpreter = bare.interpreter_class("ai-edge-litert")(model_path=str(model), num_threads=threads)
-        self.interpreter.allocate_tensors()
-        detail = self.interpreter.get_input_details()[0]
-        self.index = detail["index"]
-        self.dtype = np.dtype(detail["dtype"])
-        self.size = (int(detail["shape"][2]), int(detail["shape"][1]))
-        self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
-
-    def tensor(self, jpeg: bytes) -> np.ndarray:
-        rgb = PIL.Image.open(io.BytesIO(jpeg)).convert("RGB").resize(self.size, PIL.Image.Resampling.BILINEAR)
-        pixels = np.asarray(rgb)[np.newaxis]
-        if self.dtype == np.uint8:
-            return pixels
-        if self.dtype == np.int8:
-            return (pixels.astype(np.int16) - 128).astype(np.int8)
-        return (pixels.astype(np.float32) / 255.0).astype(self.dtype)
-
-    def __call__(self, jpeg: bytes) -> list[np.ndarray]:
-        self.interpreter.set_tensor(self.index, self.tensor(jpeg))
-        self.interpreter.invoke()
-        return [self.interpreter.get_tensor(i) for i in self.outputs]
 
 
 def _rate(workers: list[Callable[[], Any]], seconds: float) -> float:
@@ -114,6 +86,8 @@ def _one_model(model: Path, jpeg: bytes, n: int, seconds: float, rounds: int, sd
     wide = Reference(model, cores)
     narrow = [Reference(model, 1) for _ in range(cores)]
     process, has_vision = _serve_ours(model)
+    floor = ScriptServer("pipeline_floor_server.py", str(model), str(cores))
+    floor_alone = floor.method("/bench.PipelineFloor/Alone")
     sdk = None
     try:
         out["add_resource_ms"] = round(process.add_ms, 1)
@@ -136,12 +110,14 @@ def _one_model(model: Path, jpeg: bytes, n: int, seconds: float, rounds: int, sd
             "ours_preprocess_ms": preprocess,
             "ours_infer_in_process_ms": infer,
             "reference_pipeline_all_cores_ms": lambda: wide(jpeg),
+            "floor_pipeline_over_grpcio_ms": lambda: floor_alone(jpeg, timeout=30),
         }
         if why is None:
             calls["ours_get_detections_ms"] = ours
         if sdk is not None:
             calls["sdk_alternative_get_detections_ms"] = _detections_call(sdk.channel, "vis", jpeg)
         out["one_client"] = _interleaved_calls(calls, n)
+        out["one_client"]["floor_over_reference_ratio"] = _ratios(out["one_client"], "floor_pipeline_over_grpcio_ms")
         if why is None:
             out["one_client"]["ours_over_reference_ratio"] = _ratios(out["one_client"], "ours_get_detections_ms")
             if sdk is not None:
@@ -149,6 +125,8 @@ def _one_model(model: Path, jpeg: bytes, n: int, seconds: float, rounds: int, sd
                                                                         "sdk_alternative_get_detections_ms")
         windows: dict[str, Callable[[], float]] = {
             "ceiling_in_process_per_s": lambda: _rate([lambda r=r: r(jpeg) for r in narrow], seconds),
+            "floor_over_grpcio_per_s": lambda: _clients_rate(floor.socket, jpeg, cores, seconds,
+                                                             "/bench.PipelineFloor/Shared"),
         }
         if why is None:
             windows["ours_per_s"] = lambda: _clients_rate(process.socket, jpeg, cores, seconds)
@@ -160,6 +138,7 @@ def _one_model(model: Path, jpeg: bytes, n: int, seconds: float, rounds: int, sd
         out["status"] = _status(process)
     finally:
         process.close()
+        floor.close()
         if sdk is not None:
             sdk.close()
     out["rss_solo_cost_mb"] = _solo_rss_cost(model)
@@ -218,16 +197,23 @@ def _summary_ratio(values: list[float]) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in s.items()}
 
 
-def _clients_rate(socket: str, jpeg: bytes, clients: int, seconds: float) -> float:
+def _clients_rate(socket: str, jpeg: bytes, clients: int, seconds: float, raw_method: str = "") -> float:
+    """Calls/s of ``clients`` threads, each on its own channel: GetDetections on "vis", or ``raw_method`` with the
+    JPEG as the whole request (the pipeline floor server)."""
     channels = [grpc.insecure_channel(f"unix:{socket}", options=CHANNEL_OPTIONS) for _ in range(clients)]
     try:
-        calls = [_detections_call(c, "vis", jpeg) for c in channels]
+        calls = [_raw_call(c, raw_method, jpeg) if raw_method else _detections_call(c, "vis", jpeg) for c in channels]
         for call in calls:
             call()
         return _rate(calls, seconds)
     finally:
         for c in channels:
             c.close()
+
+
+def _raw_call(channel: grpc.Channel, method: str, body: bytes) -> Callable[[], Any]:
+    call = channel.unary_unary(method)
+    return lambda: call(body, timeout=30)
 
 
 def _interleaved_windows(windows: dict[str, Callable[[], float]], rounds: int) -> dict[str, Any]:
@@ -300,6 +286,7 @@ def render(result: dict[str, Any]) -> str:
              "ours_preprocess_ms": "this module's pre-processing, in-process (decode, resize, tensor)",
              "ours_infer_in_process_ms": "this module's `TFLiteModel.infer` with the defaults, in-process, alone",
              "reference_pipeline_all_cores_ms": "**reference in-process pipeline, num_threads = cores**",
+             "floor_pipeline_over_grpcio_ms": "the same pipeline behind a plain grpcio server (no module code)",
              "ours_get_detections_ms": "**this module**, GetDetections over the socket",
              "sdk_alternative_get_detections_ms": "viam-sdk alternative, GetDetections over the socket"}
     for key, row in result.items():
@@ -309,7 +296,8 @@ def render(result: dict[str, Any]) -> str:
             s = row["one_client"].get(name)
             if s:
                 lines.append(f"| {key} | {label} | {s['p50']:.2f} | {s['p90']:.2f} |")
-        for name, label in (("ours_over_reference_ratio", "this module / reference, per round"),
+        for name, label in (("floor_over_reference_ratio", "grpcio floor / reference, per round"),
+                            ("ours_over_reference_ratio", "this module / reference, per round"),
                             ("sdk_over_reference_ratio", "viam-sdk alternative / reference, per round")):
             r = row["one_client"].get(name)
             if r:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -127,3 +129,27 @@ def start_times(start: Callable[[], tuple[Any, float]], repeats: int) -> dict[st
         samples.append(seconds * 1000)
         process.close()
     return summary(samples)
+
+
+class ScriptServer:
+    """A bench/ server script in its own process (no module code): ``python bench/<script> <socket> <args>...``,
+    which prints ``ready`` once serving; ``method(path)`` calls one of its raw-bytes methods."""
+
+    def __init__(self, script: str, *args: str) -> None:
+        self.dir = short_tempdir()
+        self.socket = os.path.join(self.dir, "floor.sock")
+        self.proc = subprocess.Popen([sys.executable, str(REPO / "bench" / script), self.socket, *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"bench/{script} did not start (exit {self.proc.wait()})")
+        self.channel = grpc.insecure_channel(f"unix:{self.socket}", options=CHANNEL_OPTIONS)
+
+    def method(self, path: str) -> grpc.UnaryUnaryMultiCallable:
+        return self.channel.unary_unary(path)
+
+    def close(self) -> None:
+        self.channel.close()
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)

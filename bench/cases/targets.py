@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 
 from bench import bare
-from bench.cases.common import REPO, SSD, SSD_ATTRS
+from bench.cases.common import SSD, SSD_ATTRS
 from bench.cases.pipeline import in_process_service
-from bench.cases.processes import serving
+from bench.cases.processes import ScriptServer, serving
 from bench.cases.socket import _detections_call
 from bench.stats import summary
-from devkit.standin.launcher import short_tempdir
 from module.gen.service.mlmodel.v1 import mlmodel_pb2 as mlpb
 from module.mlmodel import flat_tensors
-from module.server import CHANNEL_OPTIONS
 
 
 def paired(jpeg: bytes, n: int) -> dict[str, Any]:
@@ -42,7 +34,8 @@ def paired(jpeg: bytes, n: int) -> dict[str, Any]:
     interp.set_tensor(index, tensor)
     model, service = in_process_service(SSD_ATTRS, "ssd")
     process = serving(SSD_ATTRS, "ssd", "vis")
-    floor = FloorServer(SSD)
+    floor = ScriptServer("floor_server.py", str(SSD))
+    invoke = floor.method("/bench.Floor/Invoke")
     try:
         assert process.channel is not None
         request = mlpb.InferRequest(name="ssd", input_tensors=flat_tensors.encode_all({"image": tensor}))
@@ -50,7 +43,7 @@ def paired(jpeg: bytes, n: int) -> dict[str, Any]:
         calls: dict[str, Callable[[], Any]] = {
             "bare_invoke_ms": interp.invoke,
             "in_process_infer_ms": lambda: model.infer({"image": tensor}),
-            "floor_socket_invoke_ms": lambda: floor.invoke(raw, timeout=30),
+            "floor_socket_invoke_ms": lambda: invoke(raw, timeout=30),
             "socket_infer_ms": lambda: process.mlmodel.Infer(request, timeout=30),
             "in_process_get_detections_ms": lambda: service.detections(jpeg, "image/jpeg"),
             "socket_get_detections_ms": _detections_call(process.channel, "vis", jpeg),
@@ -80,24 +73,3 @@ DIFFERENCES: dict[str, tuple[str, str]] = {
     "socket_infer_minus_bare_ms": ("socket_infer_ms", "bare_invoke_ms"),
     "socket_infer_minus_floor_ms": ("socket_infer_ms", "floor_socket_invoke_ms"),
 }
-
-
-class FloorServer:
-    """bench/floor_server.py in its own process: grpcio + a bare interpreter, no module code (the Infer floor)."""
-
-    def __init__(self, model: Path) -> None:
-        self.dir = short_tempdir()
-        socket = os.path.join(self.dir, "floor.sock")
-        self.proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "floor_server.py"), socket, str(model)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != b"ready":
-            raise RuntimeError(f"bench/floor_server.py did not start (exit {self.proc.wait()})")
-        self.channel = grpc.insecure_channel(f"unix:{socket}", options=CHANNEL_OPTIONS)
-        self.invoke = self.channel.unary_unary("/bench.Floor/Invoke")
-
-    def close(self) -> None:
-        self.channel.close()
-        self.proc.terminate()
-        self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
