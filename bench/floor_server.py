@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from concurrent import futures
 
 import grpc
@@ -38,9 +39,16 @@ def main(socket: str, model_path: str) -> None:
         return interp.get_tensor(output).tobytes()
 
     # One worker: the client calls one at a time, and the interpreter must never be shared between threads.
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), options=OPTIONS)
-    handler = grpc.unary_unary_rpc_method_handler(invoke)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Invoke": handler}),))
+    serve_raw(socket, SERVICE, {"Invoke": invoke}, workers=1)
+
+
+def serve_raw(socket: str, service: str, methods: dict[str, Callable[[bytes, grpc.ServicerContext], bytes]],
+              workers: int) -> None:
+    """Serve ``methods`` (raw bytes in and out) as ``/<service>/<name>`` on a Unix socket with grpcio's own
+    ThreadPoolExecutor, print ``ready``, and block until SIGTERM."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=OPTIONS)
+    handlers = {name: grpc.unary_unary_rpc_method_handler(method) for name, method in methods.items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
     server.add_insecure_port(f"unix:{socket}")
     server.start()
     signal.signal(signal.SIGTERM, lambda *_: server.stop(0))

@@ -14,19 +14,17 @@ the same pipeline in-process is what grpcio costs on this machine before any mod
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
-from concurrent import futures
 from pathlib import Path
 
 import grpc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference import Reference  # noqa: E402  (run as a script)
+from floor_server import serve_raw  # noqa: E402  (run as a script)
+from reference import Reference  # noqa: E402
 
 SERVICE = "bench.PipelineFloor"
-OPTIONS = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
 
 
 def main(socket: str, model_path: str, cores: int) -> None:
@@ -44,15 +42,7 @@ def main(socket: str, model_path: str, cores: int) -> None:
             reference = per_thread.reference = Reference(model, 1)
         return reference(request)[0].tobytes()
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=cores), options=OPTIONS)
-    handlers = {"Alone": grpc.unary_unary_rpc_method_handler(run_alone),
-                "Shared": grpc.unary_unary_rpc_method_handler(run_shared)}
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    server.add_insecure_port(f"unix:{socket}")
-    server.start()
-    signal.signal(signal.SIGTERM, lambda *_: server.stop(0))
-    print("ready", flush=True)
-    server.wait_for_termination()
+    serve_raw(socket, SERVICE, {"Alone": run_alone, "Shared": run_shared}, workers=cores)
 
 
 if __name__ == "__main__":
