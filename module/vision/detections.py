@@ -14,7 +14,7 @@ from module.vision.config import Thresholds
 from module.vision.imaging import Letterbox
 from module.vision.layouts import Layout, decode, dequantize
 from module.vision.plan import DetectorPlan, YoloPlan, read_output
-from module.vision.scores import label_for, rule_of
+from module.vision.scores import ConfidenceRule, label_for, rule_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +67,8 @@ def detections(outputs: Mapping[str, NDArray[Any]], plan: DetectorPlan, labels: 
     index = np.flatnonzero((scores >= rule.floor) & valid)
     classes = _class_ids(raw_classes[index])
     passed: NDArray[np.float64] = scores[index].astype(np.float64)
-    if not rule.uniform:  # per-label thresholds: by distinct class id, not per row
-        ids, row_id = np.unique(classes, return_inverse=True)
-        keep = np.flatnonzero(passed >= rule.minimums([label_for(int(c), labels) for c in ids])[row_id])
+    if not rule.uniform:  # the floor let through rows some labels' thresholds refuse
+        keep = _passing(classes, passed, labels, rule)
         index, classes, passed = index[keep], classes[keep], passed[keep]
     xyxy = to_xyxy(boxes[index], plan.box_order)
     if thresholds.iou_threshold is not None and len(index):
@@ -101,23 +100,28 @@ def yolo_detections(outputs: Mapping[str, NDArray[Any]], plan: YoloPlan, layout:
     rule = rule_of(thresholds)
     found = decode(layout, read_output(outputs, plan.output), plan.quant, input_size=model_size, min_score=rule.floor,
                    max_candidates=max_candidates)
-    if len(found):
-        ids, row_id = np.unique(found.classes, return_inverse=True)
-        id_names = [label_for(int(c), labels) for c in ids]
-        keep = np.flatnonzero(found.scores >= rule.minimums(id_names)[row_id])
-        found, row_id = found.take(keep), row_id[keep]
-    else:
-        id_names, row_id = [], np.zeros(0, np.intp)
+    found = found.take(_passing(found.classes, found.scores, labels, rule))
     limit = thresholds.max_detections or 0
     if thresholds.iou_threshold is not None and len(found):
         kept = nms(found.boxes, found.scores, found.classes, thresholds.iou_threshold, thresholds.class_agnostic_nms,
                    max_detections=limit)
     else:
         kept = np.arange(len(found))[: limit or None]  # already best first
-    found, row_id = found.take(kept), row_id[kept]
+    found = found.take(kept)
     pixels = boxes_to_original(found.boxes, normalized=False, model_size=model_size, letterbox=letterbox,
                                original_size=original_size)
-    return _to_detections(pixels, found.scores.astype(np.float64), [id_names[j] for j in row_id], original_size)
+    return _to_detections(pixels, found.scores.astype(np.float64),
+                          [label_for(c, labels) for c in found.classes.tolist()], original_size)
+
+
+def _passing(classes: NDArray[np.integer[Any]], scores: NDArray[np.floating[Any]], labels: tuple[str, ...],
+             rule: ConfidenceRule) -> NDArray[np.intp]:
+    """The rows whose score reaches their label's threshold (a label not allowed: none). Labels are looked up per
+    distinct class id, not per row: a raw [1, N, classes] output has thousands of rows."""
+    if rule.uniform:
+        return np.flatnonzero(scores >= rule.default)
+    ids, row_id = np.unique(classes, return_inverse=True)
+    return np.flatnonzero(scores >= rule.minimums([label_for(int(c), labels) for c in ids])[row_id])
 
 
 def _to_detections(pixels: NDArray[np.float64], scores: NDArray[np.float64], names: list[str],
