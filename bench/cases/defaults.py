@@ -86,10 +86,10 @@ def _one_model(model: Path, jpeg: bytes, n: int, seconds: float, rounds: int, sd
     wide = Reference(model, cores)
     narrow = [Reference(model, 1) for _ in range(cores)]
     process, has_vision = _serve_ours(model)
-    floor = ScriptServer("pipeline_floor_server.py", str(model), str(cores))
-    floor_alone = floor.method("/bench.PipelineFloor/Alone")
+    floor: ScriptServer | None = None
     sdk = None
     try:
+        floor = ScriptServer("pipeline_floor_server.py", str(model), str(cores))
         out["add_resource_ms"] = round(process.add_ms, 1)
         out["rss_mb_after_add"] = round(_rss_kb(process.proc.pid) / 1024, 1)
         assert process.channel is not None
@@ -110,7 +110,7 @@ def _one_model(model: Path, jpeg: bytes, n: int, seconds: float, rounds: int, sd
             "ours_preprocess_ms": preprocess,
             "ours_infer_in_process_ms": infer,
             "reference_pipeline_all_cores_ms": lambda: wide(jpeg),
-            "floor_pipeline_over_grpcio_ms": lambda: floor_alone(jpeg, timeout=30),
+            "floor_pipeline_over_grpcio_ms": _raw_call(floor.channel, "/bench.PipelineFloor/Alone", jpeg),
         }
         if why is None:
             calls["ours_get_detections_ms"] = ours
@@ -123,9 +123,10 @@ def _one_model(model: Path, jpeg: bytes, n: int, seconds: float, rounds: int, sd
             if sdk is not None:
                 out["one_client"]["sdk_over_reference_ratio"] = _ratios(out["one_client"],
                                                                         "sdk_alternative_get_detections_ms")
+        floor_socket = floor.socket
         windows: dict[str, Callable[[], float]] = {
             "ceiling_in_process_per_s": lambda: _rate([lambda r=r: r(jpeg) for r in narrow], seconds),
-            "floor_over_grpcio_per_s": lambda: _clients_rate(floor.socket, jpeg, cores, seconds,
+            "floor_over_grpcio_per_s": lambda: _clients_rate(floor_socket, jpeg, cores, seconds,
                                                              "/bench.PipelineFloor/Shared"),
         }
         if why is None:
@@ -138,7 +139,8 @@ def _one_model(model: Path, jpeg: bytes, n: int, seconds: float, rounds: int, sd
         out["status"] = _status(process)
     finally:
         process.close()
-        floor.close()
+        if floor is not None:
+            floor.close()
         if sdk is not None:
             sdk.close()
     out["rss_solo_cost_mb"] = _solo_rss_cost(model)
