@@ -114,6 +114,11 @@ class RecentFirstExecutor(futures.Executor):
         worker.wake.wait()
         return worker.task
 
+    def idle_threads(self) -> int:
+        """How many threads sleep waiting for a call right now (a snapshot)."""
+        with self._lock:
+            return len(self._idle)
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse new calls, let running and (unless ``cancel_futures``) queued ones finish, end the threads."""
         with self._lock:

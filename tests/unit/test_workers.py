@@ -5,7 +5,7 @@ barriers, never by sleeps."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 
 import pytest
@@ -41,6 +41,16 @@ def _held(pool: RecentFirstExecutor, count: int) -> tuple[list[futures.Future[st
     return calls, release
 
 
+def _until(condition: Callable[[], bool]) -> None:
+    """Wait until ``condition()`` holds (a state reached, re-checked every millisecond; WAIT_S only bounds a hang)."""
+    checked = threading.Event()
+    for _ in range(int(WAIT_S * 1000)):
+        if condition():
+            return
+        checked.wait(0.001)
+    raise AssertionError("the condition never held")
+
+
 def test_results_and_exceptions_reach_the_future(executor: RecentFirstExecutor) -> None:
     assert executor.submit(lambda a, b=0: a + b, 2, b=3).result(WAIT_S) == 5
     with pytest.raises(ZeroDivisionError):
@@ -58,9 +68,27 @@ def test_after_a_burst_a_steady_caller_settles_on_one_thread(executor: RecentFir
     calls, release = _held(executor, 3)  # three threads exist now
     release.set()
     assert len({c.result(WAIT_S) for c in calls}) == 3
+    _until(lambda: executor.idle_threads() == 3)  # all three have gone back to sleep
     names = [executor.submit(_thread_name).result(WAIT_S) for _ in range(50)]
-    # The first calls may go to a burst thread that was slow to finish; the caller's thread then keeps them all.
-    assert len(set(names[10:])) == 1
+    assert set(names) == {names[0]}
+
+
+def test_the_most_recently_idle_thread_takes_the_next_call(executor: RecentFirstExecutor) -> None:
+    started = threading.Barrier(4)
+    releases = [threading.Event() for _ in range(3)]
+
+    def hold(release: threading.Event) -> str:
+        started.wait(WAIT_S)
+        release.wait(WAIT_S)
+        return _thread_name()
+
+    calls = [executor.submit(hold, release) for release in releases]
+    started.wait(WAIT_S)
+    for idle, (call, release) in enumerate(zip(calls, releases, strict=True), start=1):  # they go idle in order
+        release.set()
+        call.result(WAIT_S)
+        _until(lambda idle=idle: executor.idle_threads() == idle)
+    assert executor.submit(_thread_name).result(WAIT_S) == calls[-1].result()
 
 
 def test_a_busy_thread_is_left_alone(executor: RecentFirstExecutor) -> None:
